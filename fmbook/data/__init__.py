@@ -1,0 +1,29 @@
+"""Data for the book: a registry with provenance, a checked ``fetch``, and per-data-set helpers."""
+
+from . import shakespeare
+from .registry import (
+    REGISTRY,
+    ChecksumError,
+    DataError,
+    Dataset,
+    DownloadError,
+    UnknownDatasetError,
+    fetch,
+    lookup,
+)
+from .shakespeare import load_text as load_shakespeare
+from .shakespeare import split as split_shakespeare
+
+__all__ = [
+    "REGISTRY",
+    "ChecksumError",
+    "DataError",
+    "Dataset",
+    "DownloadError",
+    "UnknownDatasetError",
+    "fetch",
+    "load_shakespeare",
+    "lookup",
+    "shakespeare",
+    "split_shakespeare",
+]
