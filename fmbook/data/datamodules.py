@@ -1,0 +1,98 @@
+"""LightningDataModules: text -> token ids -> (input, target) batches."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..tokenizers import CharTokenizer
+
+
+class RandomWindows(Dataset):
+    """Every window of ``block_size`` tokens: item i is (ids[i:i+T], ids[i+1:i+T+1]).
+
+    Shuffled, it gives the random windows of the standard character benchmark.
+    """
+
+    def __init__(self, ids: torch.Tensor, block_size: int):
+        if ids.dim() != 1 or len(ids) <= block_size:
+            raise ValueError(
+                f"need a 1-D tensor of more than block_size={block_size} ids, got shape {tuple(ids.shape)}"
+            )
+        self.ids, self.block_size = ids, block_size
+
+    def __len__(self) -> int:
+        return len(self.ids) - self.block_size
+
+    def __getitem__(self, i: int):
+        x = self.ids[i : i + self.block_size]
+        return x, self.ids[i + 1 : i + 1 + self.block_size]
+
+
+class ConsecutiveWindows(RandomWindows):
+    """Non-overlapping windows covering the sequence once: every target token is
+    predicted exactly once, so the mean loss over them is the loss of the whole split."""
+
+    def __len__(self) -> int:
+        return (len(self.ids) - 1) // self.block_size
+
+    def __getitem__(self, i: int):
+        return super().__getitem__(i * self.block_size)
+
+
+class TinyShakespeareDataModule(L.LightningDataModule):
+    """Tiny Shakespeare as characters: the first 90% of the text trains, the last 10%
+    validates (the split of the standard character-level benchmark).
+
+    The vocabulary is the set of characters of the whole text (65 of them).
+    """
+
+    def __init__(
+        self,
+        block_size: int = 128,
+        batch_size: int = 32,
+        train_fraction: float = 0.9,
+        num_workers: int = 0,
+    ):
+        super().__init__()
+        if block_size < 1 or batch_size < 1:
+            raise ValueError(
+                f"block_size and batch_size must be >= 1, got {block_size}, {batch_size}"
+            )
+        self.block_size, self.batch_size = block_size, batch_size
+        self.train_fraction, self.num_workers = train_fraction, num_workers
+        self.tokenizer: CharTokenizer | None = None
+
+    def prepare_data(self):
+        from .shakespeare import load_text
+
+        load_text()  # downloads (once) if the file is in neither the mirror nor the cache
+
+    def setup(self, stage: str | None = None):
+        if self.tokenizer is not None:
+            return
+        from .shakespeare import load_text, split
+
+        text = load_text()
+        self.tokenizer = CharTokenizer.train(text)
+        train, val = split(text, self.train_fraction)
+        self.train_ids = torch.tensor(self.tokenizer.encode(train), dtype=torch.long)
+        self.val_ids = torch.tensor(self.tokenizer.encode(val), dtype=torch.long)
+
+    def train_dataloader(self):
+        return DataLoader(
+            RandomWindows(self.train_ids, self.block_size),
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=self.num_workers,
+        )
+
+    def val_dataloader(self):
+        return DataLoader(
+            ConsecutiveWindows(self.val_ids, self.block_size),
+            batch_size=self.batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+        )

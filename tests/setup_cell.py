@@ -1,0 +1,85 @@
+"""The setup cell that opens every chapter, rendered from the book's one source of truth.
+
+The repository URL lives only in ``_config.yml``; the version only in ``pyproject.toml``.
+``python tests/setup_cell.py`` rewrites the first code cell of every notebook from them;
+``tests/test_notebooks.py`` checks that every notebook carries the rendered cell.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TAGS = ["setup-cell"]
+
+TEMPLATE = """\
+# Setup: the same first cell in every chapter. On Colab (or wherever fmbook is missing)
+# it installs the book's package at the book's version; Colab's own torch is kept.
+import importlib.metadata
+import subprocess
+import sys
+
+FMBOOK_VERSION = "{version}"
+try:
+    installed = importlib.metadata.version("fmbook")
+except importlib.metadata.PackageNotFoundError:
+    installed = None
+if installed != FMBOOK_VERSION:
+    package = f"fmbook @ git+{url}@v{{FMBOOK_VERSION}}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
+
+import fmbook
+
+fmbook.setup()"""
+
+
+def repository_url() -> str:
+    text = (ROOT / "_config.yml").read_text(encoding="utf-8")
+    block = re.search(r"^repository:\s*\n((?:[ \t]+.*\n?)+)", text, re.M)
+    match = block and re.search(r"^\s+url:\s*[\"']?([^\"'\s#]+)", block.group(1), re.M)
+    if not match:
+        raise ValueError("_config.yml has no repository: url: entry")
+    return match.group(1).rstrip("/")
+
+
+def version() -> str:
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    return re.search(r'^version\s*=\s*"([^"]+)"', text, re.M).group(1)
+
+
+def render() -> str:
+    return TEMPLATE.format(version=version(), url=repository_url())
+
+
+def notebooks() -> list[Path]:
+    return sorted(
+        p for p in (ROOT / "chapters").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts
+    )
+
+
+def first_code_cell(nb: dict) -> dict | None:
+    return next((c for c in nb["cells"] if c["cell_type"] == "code"), None)
+
+
+def sync(path: Path) -> bool:
+    """Make the first code cell of ``path`` the setup cell; True if the file changed."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    cell = first_code_cell(nb)
+    source = render()
+    if cell is None:
+        raise ValueError(f"{path} has no code cell to hold the setup cell")
+    if "".join(cell["source"]) == source and cell["metadata"].get("tags") == TAGS:
+        return False
+    cell["source"] = source.splitlines(keepends=True)
+    cell["metadata"]["tags"] = list(TAGS)
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return True
+
+
+if __name__ == "__main__":
+    changed = [str(p.relative_to(ROOT)) for p in notebooks() if sync(p)]
+    print("updated:", ", ".join(changed) if changed else "nothing")
+    sys.exit(0)
