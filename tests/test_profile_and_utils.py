@@ -69,7 +69,7 @@ def test_warmup_cosine_shape():
     assert warmup_cosine(110, **kw) == pytest.approx(0.1)
     assert warmup_cosine(500, **kw) == pytest.approx(0.1)
     values = [warmup_cosine(s, **kw) for s in range(10, 111)]
-    assert all(a >= b for a, b in zip(values, values[1:]))
+    assert all(a >= b for a, b in zip(values, values[1:], strict=False))
     with pytest.raises(ValueError, match="warmup_steps"):
         warmup_cosine(0, warmup_steps=20, max_steps=10)
 
