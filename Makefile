@@ -21,9 +21,36 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install -q -e .
 	touch $@
 
-# --- placeholder: the book target is written with the Jupyter Book set-up ---
-book: install
-	$(VENV)/bin/jupyter-book build . -W --keep-going
+# --- the website (Jupyter Book 1.x; configured in _config.yml and _toc.yml) ---
+# The site serves its own MathJax so that formulas render offline: `make mathjax` fetches
+# the npm package once into .cache/ (ignored by git), and _config.yml (html_extra_path)
+# copies it to _build/html/mathjax/. Only MathJax's browser build (es5/) is kept, without
+# the other combined builds and without latest.js (the one file that loads from a CDN).
+MATHJAX_VERSION ?= 3.2.2
+MATHJAX_SITE := .cache/site-extra/mathjax
+MATHJAX_TMP := .cache/mathjax-npm
+
+.PHONY: mathjax
+mathjax: $(MATHJAX_SITE)/.version-$(MATHJAX_VERSION)
+
+$(MATHJAX_SITE)/.version-$(MATHJAX_VERSION):
+	@command -v npm >/dev/null || { echo "make mathjax: npm (Node.js) is needed to fetch MathJax" >&2; exit 1; }
+	rm -rf $(MATHJAX_TMP) $(MATHJAX_SITE)
+	mkdir -p $(MATHJAX_TMP) $(dir $(MATHJAX_SITE))
+	cd $(MATHJAX_TMP) && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null
+	tar -xzf $(MATHJAX_TMP)/mathjax-$(MATHJAX_VERSION).tgz -C $(MATHJAX_TMP)
+	mv $(MATHJAX_TMP)/package/es5 $(MATHJAX_SITE)
+	cp $(MATHJAX_TMP)/package/LICENSE $(MATHJAX_SITE)/LICENSE
+	cd $(MATHJAX_SITE) && rm -f latest.js node-main.js core.js loader.js startup.js \
+	    mml-*.js tex-mml-*.js tex-svg*.js tex-chtml-full*.js
+	test -f $(MATHJAX_SITE)/tex-chtml.js
+	rm -rf $(MATHJAX_TMP)
+	touch $@
+
+# --all rereads every page, so that -W (warnings are errors) and -n (every reference must
+# resolve) judge the whole book on every build, not only the pages that changed.
+book: install mathjax
+	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going
 
 lab: install
 	$(VENV)/bin/jupyter lab chapters

@@ -1,0 +1,232 @@
+"""Fast checks of the website's configuration (_config.yml, _toc.yml); nothing is built.
+
+* every page the table of contents names exists, and every page and notebook is in it;
+* the seven parts appear in the book's order, each with its landing page;
+* the Colab link of every notebook, built the way Jupyter Book builds it, names a notebook
+  that exists in the repository;
+* the repository's address is written in exactly one tracked file, _config.yml.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PARTS = [
+    ("1 Background", "chapters/1-background/index"),
+    ("2 Core concepts", "chapters/2-concepts/index"),
+    ("3 Core algorithms (pretraining, fine-tuning)", "chapters/3-algorithms/index"),
+    ("4 Mathematics", "chapters/4-math/index"),
+    ("5 Practice", "chapters/5-practice/index"),
+    ("6 Applications", "chapters/6-applications/index"),
+    ("7 Trends and challenges", "chapters/7-trends/index"),
+]
+FRONT_MATTER = ["book/how-to-use", "book/setup", "book/course-guide"]
+BACK_MATTER = ["book/tools", "book/faq", "book/references", "book/glossary"]
+
+
+def load_yaml(name: str) -> dict:
+    path = ROOT / name
+    if not path.is_file():
+        pytest.fail(f"{name} is missing from the repository root")
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        pytest.fail(f"{name} is not a YAML mapping")
+    return data
+
+
+@pytest.fixture(scope="module")
+def config() -> dict:
+    return load_yaml("_config.yml")
+
+
+@pytest.fixture(scope="module")
+def toc() -> dict:
+    return load_yaml("_toc.yml")
+
+
+def toc_files(toc: dict) -> list[str]:
+    """Every `file:` of the table of contents, root first, in reading order."""
+    found = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                found.append(entry["file"])
+            walk(entry.get("sections"))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
+    return found
+
+
+def source_of(entry: str) -> Path | None:
+    """The file a toc entry names (Jupyter Book allows the suffix to be left out)."""
+    path = ROOT / entry
+    if path.suffix in (".md", ".ipynb"):
+        return path if path.is_file() else None
+    for suffix in (".md", ".ipynb"):
+        if path.with_suffix(suffix).is_file():
+            return path.with_suffix(suffix)
+    return None
+
+
+def without_suffix(path: Path) -> str:
+    return path.relative_to(ROOT).with_suffix("").as_posix()
+
+
+def chapter_notebooks() -> list[Path]:
+    return sorted(
+        p for p in (ROOT / "chapters").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts
+    )
+
+
+def test_toc_is_a_jupyter_book_toc(toc):
+    assert toc.get("format") == "jb-book", "_toc.yml must use the jb-book format"
+    assert toc.get("root") == "book/intro"
+
+
+def test_every_toc_entry_exists(toc):
+    missing = [entry for entry in toc_files(toc) if source_of(entry) is None]
+    assert not missing, f"_toc.yml names pages that do not exist: {missing}"
+
+
+def test_no_page_is_listed_twice(toc):
+    entries = [e.removesuffix(".md").removesuffix(".ipynb") for e in toc_files(toc)]
+    duplicates = sorted({e for e in entries if entries.count(e) > 1})
+    assert not duplicates, f"_toc.yml lists these pages more than once: {duplicates}"
+
+
+def test_every_notebook_is_in_the_toc(toc):
+    listed = {e.removesuffix(".md").removesuffix(".ipynb") for e in toc_files(toc)}
+    notebooks = chapter_notebooks()
+    assert notebooks, "there is no notebook under chapters/"
+    absent = [without_suffix(nb) for nb in notebooks if without_suffix(nb) not in listed]
+    assert not absent, (
+        f"notebooks missing from _toc.yml (the site would silently leave them out): {absent}"
+    )
+
+
+def test_every_markdown_page_is_in_the_toc(toc):
+    listed = {e.removesuffix(".md").removesuffix(".ipynb") for e in toc_files(toc)}
+    pages = sorted([*(ROOT / "book").rglob("*.md"), *(ROOT / "chapters").rglob("*.md")])
+    absent = [without_suffix(p) for p in pages if without_suffix(p) not in listed]
+    assert not absent, f"pages missing from _toc.yml: {absent}"
+
+
+def test_parts_in_order_with_landing_pages(toc):
+    parts = toc["parts"]
+    captions = [p.get("caption") for p in parts]
+    got = [(p["caption"], p["chapters"][0]["file"]) for p in parts if p["caption"] in dict(PARTS)]
+    assert got == PARTS, f"the seven parts must appear in order with their landing pages; got {got}"
+    front = [c["file"] for c in parts[0]["chapters"]]
+    back = [c["file"] for c in parts[-1]["chapters"]]
+    assert front == FRONT_MATTER, f"front matter should be {FRONT_MATTER}, got {front}"
+    assert back == BACK_MATTER, f"back matter should be {BACK_MATTER}, got {back}"
+    assert captions.index(PARTS[0][0]) == 1 and captions.index(PARTS[-1][0]) == len(parts) - 2
+
+
+def test_each_part_has_exactly_one_landing_page_and_chapters_as_sections(toc):
+    for part in toc["parts"]:
+        if part["caption"] not in dict(PARTS):
+            continue
+        chapters = part["chapters"]
+        assert len(chapters) == 1, (
+            f"part {part['caption']!r}: chapters belong under its landing page"
+        )
+        for section in chapters[0].get("sections", []):
+            folder = PurePosixPath(chapters[0]["file"]).parent
+            assert PurePosixPath(section["file"]).parent == folder, (
+                f"{section['file']} is listed in part {part['caption']!r} but lives elsewhere"
+            )
+
+
+def test_config_shows_stored_outputs_with_local_mathjax(config):
+    assert config["execute"]["execute_notebooks"] == "off", "the site must not run notebooks"
+    sphinx = config["sphinx"]["config"]
+    assert "sphinx_exercise" in config["sphinx"]["extra_extensions"]
+    mathjax = sphinx["mathjax_path"]
+    assert "://" not in mathjax and not mathjax.startswith("//"), (
+        f"mathjax_path {mathjax!r} loads MathJax from the network; the site must serve its own"
+    )
+    assert config["bibtex_bibfiles"] == ["book/references.bib"]
+    assert (ROOT / "book/references.bib").is_file()
+
+
+def github_parts(config: dict) -> tuple[str, str, str]:
+    """(owner, repository, branch) from `repository:` of _config.yml."""
+    repo = config.get("repository") or {}
+    url, branch = repo.get("url"), repo.get("branch")
+    assert url and branch, "_config.yml needs repository.url and repository.branch"
+    parsed = urlparse(url)
+    parts = [p for p in parsed.path.split("/") if p]
+    assert parsed.netloc == "github.com" and len(parts) == 2, (
+        f"repository.url {url!r} must be https://github.com/<owner>/<repo> for Colab links"
+    )
+    return parts[0], parts[1], branch
+
+
+def colab_url(config: dict, notebook: Path) -> str:
+    """The Colab launch link of a notebook, as sphinx-book-theme builds it."""
+    owner, repo, branch = github_parts(config)
+    colab = config["launch_buttons"]["colab_url"].strip("/")
+    book = (config["repository"].get("path_to_book") or "").strip("/")
+    page = notebook.relative_to(ROOT).as_posix()
+    path = f"{book}/{page}" if book else page
+    return f"{colab}/github/{owner}/{repo}/blob/{branch}/{path}"
+
+
+COLAB = re.compile(
+    r"^https://colab\.research\.google\.com/github/([^/]+)/([^/]+)/blob/([^/]+)/(.+)$"
+)
+
+
+def test_colab_links_name_existing_notebooks(config):
+    assert config["repository"]["branch"] == "main"
+    assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    for notebook in chapter_notebooks():
+        url = colab_url(config, notebook)
+        match = COLAB.match(url)
+        assert match, f"{url} is not a Colab link to a notebook on GitHub"
+        path = match.group(4)
+        assert path.endswith(".ipynb") and (ROOT / path).is_file(), (
+            f"the Colab link {url} names {path}, which is not a notebook of the repository"
+        )
+
+
+def repository_files() -> list[Path]:
+    """Tracked files plus new files git does not ignore (so a file is checked before commit)."""
+    try:
+        out = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError) as err:
+        pytest.skip(f"not a git checkout, cannot list the repository's files: {err}")
+    names = sorted({n for n in out.decode().split("\0") if n})
+    return [ROOT / n for n in names if (ROOT / n).is_file()]
+
+
+def test_repository_url_is_written_only_in_config(config):
+    owner, repo, _ = github_parts(config)
+    address = f"github.com/{owner}/{repo}".lower().encode()
+    files = repository_files()
+    assert any(f.name == "_config.yml" for f in files), "_config.yml is not part of the repository"
+    holders = [
+        f.relative_to(ROOT).as_posix()
+        for f in files
+        if address in f.read_bytes().lower() and f.relative_to(ROOT).as_posix() != "_config.yml"
+    ]
+    assert not holders, (
+        f"the repository address {address.decode()} must live only in _config.yml "
+        f"(read it from there); it is also written in: {holders}"
+    )
