@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 export FMBOOK_DATA_MIRROR ?= $(abspath ../shared/data)
 
-.PHONY: install book test lab lint unit notebooks site clean
+.PHONY: install book test lab lint unit notebooks site browser clean
 
 install: $(VENV)/.installed
 
@@ -59,13 +59,28 @@ lint: install
 	$(VENV)/bin/ruff check fmbook tests chapters
 	$(VENV)/bin/ruff format --check fmbook tests
 
+# Unit tests, notebook structure, the fresh-venv run of a chapter. (Site tests need the build.)
 unit: install
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -m "not site" tests
 
+# Every notebook, top to bottom, in the smoke profile; cells tagged nbval-check-output must
+# reproduce their stored (full-profile) outputs.
 notebooks: install
-	FMBOOK_PROFILE=smoke $(PY) -m pytest -q --nbval-lax -n 2 --dist loadfile chapters
+	FMBOOK_PROFILE=smoke MPLBACKEND=Agg $(PY) -m pytest -q --nbval-lax -n 2 --dist loadfile \
+	    --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider chapters
 
-test: lint unit notebooks book
+# The built website as a reader sees it, in headless Chromium.
+site: book browser
+	$(PY) -m pytest -q -m site tests/test_site.py
+
+# Debian's chromium for the site test; installed here when missing and we are root (CI).
+browser:
+	@command -v chromium >/dev/null || { \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    else echo "make browser: install chromium (e.g. apt-get install chromium)" >&2; exit 1; fi; }
+
+test: lint unit notebooks site
 
 clean:
 	rm -rf _build

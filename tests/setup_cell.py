@@ -37,12 +37,13 @@ fmbook.setup()"""
 
 
 def repository_url() -> str:
-    text = (ROOT / "_config.yml").read_text(encoding="utf-8")
-    block = re.search(r"^repository:\s*\n((?:[ \t]+.*\n?)+)", text, re.M)
-    match = block and re.search(r"^\s+url:\s*[\"']?([^\"'\s#]+)", block.group(1), re.M)
-    if not match:
+    import yaml
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    url = (config.get("repository") or {}).get("url")
+    if not url:
         raise ValueError("_config.yml has no repository: url: entry")
-    return match.group(1).rstrip("/")
+    return url.rstrip("/")
 
 
 def version() -> str:

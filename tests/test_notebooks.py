@@ -1,0 +1,79 @@
+"""Static checks of every chapter notebook: the setup cell, stored outputs, teaching parts."""
+
+import json
+
+import pytest
+import setup_cell
+
+NOTEBOOKS = setup_cell.notebooks()
+IDS = [str(p.relative_to(setup_cell.ROOT)) for p in NOTEBOOKS]
+
+
+def load(path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def code_cells(nb):
+    return [c for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def markdown(nb):
+    return "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "no notebook found under chapters/"
+
+
+def test_setup_cell_template_reads_the_one_repository_url():
+    cell = setup_cell.render()
+    assert setup_cell.repository_url() in cell and setup_cell.version() in cell
+    compile(cell, "<setup cell>", "exec")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_first_code_cell_is_the_setup_cell(path):
+    first = code_cells(load(path))[0]
+    assert "".join(first["source"]) == setup_cell.render(), (
+        f"{path.name}: the first code cell is not the setup cell; run `python tests/setup_cell.py`"
+    )
+    assert first["metadata"].get("tags") == setup_cell.TAGS
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_outputs_are_stored(path):
+    """The website shows stored outputs: every code cell has been run, in order."""
+    counts = [c["execution_count"] for c in code_cells(load(path))]
+    assert None not in counts, f"{path.name}: cells without stored outputs"
+    assert counts == sorted(counts), f"{path.name}: cells were not run top to bottom"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_no_error_outputs_are_stored(path):
+    for cell in code_cells(load(path)):
+        kinds = [o["output_type"] for o in cell.get("outputs", [])]
+        assert "error" not in kinds, f"{path.name}: a stored output is an error"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_chapter_has_the_teaching_parts(path):
+    nb = load(path)
+    text = markdown(nb)
+    assert "Learning goals" in text
+    assert text.count("{exercise}") >= 2, "at least two exercises"
+    assert text.count("{solution-start}") + text.count("{solution}") >= 2, "with solutions"
+    assert ":class: dropdown" in text, "solutions are hidden behind a toggle"
+    assert "## Summary" in text and "## References" in text and "{cite}" in text
+    assert any("assert " in "".join(c["source"]) for c in code_cells(nb)), "asserts on results"
+    tags = [t for c in code_cells(nb) for t in c["metadata"].get("tags", [])]
+    assert "nbval-check-output" in tags, "deterministic cells are checked by nbval"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_plot_cells_end_with_show(path):
+    """nbval and the website want figures shown with plt.show(), not a trailing ';'."""
+    for cell in code_cells(load(path)):
+        src = "".join(cell["source"]).rstrip()
+        assert not src.endswith(";"), f"{path.name}: a cell ends with ';'"
+        if "plt." in src or "sns." in src:
+            assert "plt.show()" in src, f"{path.name}: a plot cell without plt.show()"
