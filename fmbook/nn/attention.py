@@ -1,0 +1,355 @@
+"""Scaled dot-product attention, written out and through PyTorch, and multi-head attention.
+
+Shapes in comments: B batch, H heads, Tq queries, Tk keys, C channels (d_model), D = C / H
+(channels per head).
+
+Conventions used throughout ``fmbook.nn``:
+
+* **Masks are boolean and True means "may attend"**: ``mask[..., i, j]`` says whether query
+  ``i`` may look at key ``j``. (``torch.nn.MultiheadAttention`` uses the opposite convention
+  for its ``attn_mask`` and ``key_padding_mask``: there True means "blocked".)
+* **Causal masks align to the end**: with ``Tq`` queries and ``Tk >= Tq`` keys, query ``i`` is
+  taken to sit at position ``i + Tk - Tq`` and sees keys ``j <= i + Tk - Tq``. This is what
+  incremental decoding with a key/value cache needs (the new queries are the *last* ``Tq``
+  positions). For ``Tq == Tk`` it is the usual lower-triangular mask. PyTorch's
+  ``is_causal=True`` aligns to the *start* instead (``j <= i``), so :func:`sdpa` passes an
+  explicit mask whenever ``Tq != Tk``.
+* **A query that may attend to no key gets a zero output** (and a row of zero weights),
+  instead of the NaN that ``softmax`` of an all ``-inf`` row would give. Such rows occur with
+  left padding or with ``causal=True`` and ``Tq > Tk``. Their gradients are zero, not NaN.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .positional import RotaryEmbedding
+
+# ---------------------------------------------------------------------------- masks
+
+
+def causal_mask(tq: int, tk: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """Boolean (Tq, Tk) mask, True where query ``i`` may see key ``j``: ``j <= i + Tk - Tq``."""
+    ones = torch.ones(tq, tk, dtype=torch.bool, device=device)
+    return torch.tril(ones, diagonal=tk - tq)
+
+
+def padding_mask(lengths: torch.Tensor | list[int], max_len: int | None = None) -> torch.Tensor:
+    """Boolean (B, max_len) mask, True for the first ``lengths[b]`` (real) tokens of row ``b``.
+
+    Pass it as ``mask`` to :class:`MultiHeadAttention` to ignore right-padded keys.
+    """
+    lengths = torch.as_tensor(lengths)
+    if lengths.dim() != 1 or lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
+        raise ValueError(f"lengths must be a 1-D integer sequence, got {lengths!r}")
+    max_len = int(lengths.max()) if max_len is None else max_len
+    if lengths.numel() and (lengths.min() < 0 or lengths.max() > max_len):
+        raise ValueError(f"lengths must lie in [0, max_len={max_len}], got {lengths.tolist()}")
+    return torch.arange(max_len, device=lengths.device) < lengths[:, None]  # (B, max_len)
+
+
+# ---------------------------------------------------------------------------- checks
+
+
+def _describe(x) -> str:
+    if torch.is_tensor(x):
+        return f"{x.dtype} tensor of shape {tuple(x.shape)}"
+    return type(x).__name__
+
+
+def _check_float(name: str, x, min_dim: int = 2) -> None:
+    if not torch.is_tensor(x) or not x.dtype.is_floating_point or x.dim() < min_dim:
+        raise ValueError(
+            f"{name} must be a floating-point tensor with at least {min_dim} dims, "
+            f"got {_describe(x)}"
+        )
+
+
+def _check_qkv(q, k, v, mask, causal, dropout_p=0.0) -> None:
+    """Raise ValueError unless q (..., Tq, D), k (..., Tk, D), v (..., Tk, Dv) and mask fit."""
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        _check_float(name, t)
+    if not (q.dtype == k.dtype == v.dtype):
+        raise ValueError(f"q, k, v must share a dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+    if k.shape[-1] != q.shape[-1]:
+        raise ValueError(
+            f"k must have the last dim d_k={q.shape[-1]} of q, got k of shape {tuple(k.shape)}"
+        )
+    if v.shape[-2] != k.shape[-2]:
+        raise ValueError(
+            f"v must have as many rows as k (Tk={k.shape[-2]}), got v of shape {tuple(v.shape)}"
+        )
+    if not (q.shape[:-2] == k.shape[:-2] == v.shape[:-2]):
+        raise ValueError(
+            "q, k, v must share their leading (batch, head) dims, got shapes "
+            f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
+        )
+    if not isinstance(causal, bool):
+        raise ValueError(f"causal must be a bool, got {causal!r}")
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p!r}")
+    if mask is not None:
+        _check_mask(mask, (*q.shape[:-1], k.shape[-2]))
+
+
+def _check_mask(mask, scores_shape: tuple[int, ...]) -> None:
+    if not torch.is_tensor(mask) or mask.dtype != torch.bool:
+        raise ValueError(
+            f"mask must be a boolean tensor (True = may attend), got {_describe(mask)}"
+        )
+    try:
+        fits = torch.broadcast_shapes(mask.shape, scores_shape) == torch.Size(scores_shape)
+    except RuntimeError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"mask of shape {tuple(mask.shape)} does not broadcast to the attention scores' "
+            f"shape (..., Tq, Tk) = {tuple(scores_shape)}"
+        )
+
+
+def _full_mask(q, k, mask, causal) -> torch.Tensor | None:
+    """Combine the boolean ``mask`` and the (end-aligned) causal mask; None if neither."""
+    if causal:
+        cm = causal_mask(q.shape[-2], k.shape[-2], device=q.device)  # (Tq, Tk)
+        mask = cm if mask is None else mask & cm
+    return mask
+
+
+# ---------------------------------------------------------------------------- attention
+
+
+def scaled_dot_product_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    causal: bool = False,
+    *,
+    dropout_p: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention written out: ``softmax(q k^T / sqrt(d_k) + M) v``, returns (output, weights).
+
+    q (..., Tq, d_k), k (..., Tk, d_k), v (..., Tk, d_v) -> output (..., Tq, d_v) and weights
+    (..., Tq, Tk). ``M`` is 0 where the boolean ``mask`` (broadcastable to (..., Tq, Tk)) is
+    True and ``-inf`` where it is False; ``causal=True`` also blocks keys after each query
+    (end-aligned, see the module docstring). Rows of weights sum to 1, except for queries
+    that may attend to nothing: those get zero weights and a zero output. ``dropout_p`` drops
+    attention weights (pass 0 at evaluation time).
+    """
+    _check_qkv(q, k, v, mask, causal, dropout_p)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., Tq, Tk)
+    mask = _full_mask(q, k, mask, causal)
+    if mask is not None:
+        # a query with no visible key attends uniformly here and is zeroed below, which keeps
+        # the softmax (and its gradient) free of NaN
+        has_key = mask.any(dim=-1, keepdim=True)  # (..., Tq, 1)
+        scores = scores.masked_fill(~(mask | ~has_key), float("-inf"))
+    weights = F.softmax(scores, dim=-1)  # (..., Tq, Tk)
+    if mask is not None:
+        weights = weights.masked_fill(~has_key, 0.0)
+    if dropout_p > 0.0:
+        weights = F.dropout(weights, p=dropout_p)
+    return weights @ v, weights  # (..., Tq, d_v), (..., Tq, Tk)
+
+
+def sdpa(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    causal: bool = False,
+    *,
+    dropout_p: float = 0.0,
+) -> torch.Tensor:
+    """The fast path: the output of :func:`scaled_dot_product_attention` (same arguments and
+    conventions) computed by ``torch.nn.functional.scaled_dot_product_attention``, which
+    picks a fused kernel (FlashAttention and friends) where it can. Returns (..., Tq, d_v).
+    """
+    _check_qkv(q, k, v, mask, causal, dropout_p)
+    if mask is None and causal and q.shape[-2] == k.shape[-2]:
+        # square causal: torch's start-aligned is_causal equals our end-aligned mask
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+    mask = _full_mask(q, k, mask, causal)
+    if mask is None:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+    has_key = mask.any(dim=-1, keepdim=True)  # (..., Tq, 1)
+    y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask | ~has_key, dropout_p=dropout_p)
+    return y.masked_fill(~has_key, 0.0)  # (..., Tq, d_v)
+
+
+# ---------------------------------------------------------------------------- multi-head
+
+
+class KVCache:
+    """Keys and values of the positions seen so far, for incremental (token by token) decoding.
+
+    Holds ``k`` and ``v`` of shape (B, H, T, D), or None while empty. A
+    :class:`MultiHeadAttention` called with ``cache=...`` appends the new positions' keys and
+    values *in place* and attends over all of them; ``len(cache)`` is the number of cached
+    positions. Use one cache per attention layer and start a fresh one for every new sequence.
+    """
+
+    def __init__(self) -> None:
+        self.k: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return 0 if self.k is None else self.k.shape[-2]
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Add k, v (B, H, T_new, D); return all keys and values (B, H, T_old + T_new, D)."""
+        if self.k is not None:
+            if k.shape[:2] != self.k.shape[:2]:
+                raise ValueError(
+                    f"cache holds (batch, heads) = {tuple(self.k.shape[:2])}, "
+                    f"got new keys for {tuple(k.shape[:2])}; start a fresh KVCache"
+                )
+            k = torch.cat((self.k, k), dim=-2)
+            v = torch.cat((self.v, v), dim=-2)
+        self.k, self.v = k, v
+        return k, v
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention (Vaswani et al., 2017): ``concat(head_1..head_H) W_o`` with
+    ``head_h = attention(x W_q^h, m W_k^h, m W_v^h)``, ``m = x`` (self) or the memory (cross).
+
+    Parameters: ``qkv`` (C -> 3C, self-attention) or ``q`` (C -> C) and ``kv`` (C -> 2C,
+    cross-attention), and the output projection ``proj`` (C -> C). The (3C, C) ``qkv`` weight
+    stacks W_q, W_k, W_v like ``torch.nn.MultiheadAttention.in_proj_weight``. Only residual
+    output projections are named ``proj`` (GPT scales their initialisation by that name).
+    ``dropout`` drops attention weights and the output, as in GPT-2/nanoGPT.
+    ``rotary`` (self-attention only) rotates queries and keys by their positions (RoPE).
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_head: int,
+        dropout: float = 0.0,
+        bias: bool = True,
+        cross: bool = False,
+        rotary: RotaryEmbedding | None = None,
+    ):
+        super().__init__()
+        _check_sizes(d_model, n_head, dropout)
+        if rotary is not None and (cross or rotary.d_head != d_model // n_head):
+            raise ValueError(
+                "rotary must be a RotaryEmbedding with d_head = d_model // n_head = "
+                f"{d_model // n_head} on a self-attention layer, got d_head={rotary.d_head} "
+                f"with cross={cross}"
+            )
+        self.d_model, self.n_head, self.dropout, self.cross = d_model, n_head, dropout, cross
+        if cross:
+            self.q = nn.Linear(d_model, d_model, bias=bias)
+            self.kv = nn.Linear(d_model, 2 * d_model, bias=bias)
+        else:
+            self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)
+        self.proj = nn.Linear(d_model, d_model, bias=bias)
+        self.resid_drop = nn.Dropout(dropout)
+        self.rotary = rotary
+
+    def _heads(self, t: torch.Tensor) -> torch.Tensor:
+        B, T, C = t.shape
+        return t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, D)
+
+    def _project(self, x, context):
+        """x (B, Tq, C) [, context (B, Tk, C)] -> q (B, H, Tq, D), k, v (B, H, Tk, D)."""
+        if self.cross:
+            q = self.q(x)
+            k, v = self.kv(context).split(self.d_model, dim=2)
+        else:
+            q, k, v = self.qkv(x).split(self.d_model, dim=2)
+        return self._heads(q), self._heads(k), self._heads(v)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        causal: bool = False,
+        cache: KVCache | None = None,
+    ) -> torch.Tensor:
+        """x (B, Tq, C) -> (B, Tq, C).
+
+        context: the memory (B, Tk, C) to attend to; required iff ``cross=True``.
+        mask: boolean, True = may attend; either a key padding mask (B, Tk) or a mask
+            broadcastable to (B, H, Tq, Tk). With a cache, Tk counts cached and new positions.
+        causal: block keys after each query (end-aligned, so it works with a cache).
+        cache: a :class:`KVCache` (self-attention only), extended in place with x's keys and
+            values; x then holds the positions ``len(cache)`` onwards.
+        """
+        B, Tq = self._check_inputs(x, context, cache)
+        past = 0 if cache is None else len(cache)
+        Tk = past + (context.shape[1] if self.cross else Tq)
+        mask = self._attention_mask(mask, B, Tq, Tk)  # checked before the cache grows
+        q, k, v = self._project(x, context)  # (B, H, Tq, D), (B, H, Tk - past, D) x 2
+        if self.rotary is not None:
+            q, k = self.rotary(q, k, torch.arange(past, past + Tq, device=x.device))
+        if cache is not None:
+            k, v = cache.append(k, v)  # (B, H, Tk, D)
+        p = self.dropout if self.training else 0.0
+        y = sdpa(q, k, v, mask=mask, causal=causal, dropout_p=p)  # (B, H, Tq, D)
+        y = y.transpose(1, 2).reshape(B, Tq, self.d_model)  # concatenate the heads
+        return self.resid_drop(self.proj(y))
+
+    def _check_inputs(self, x, context, cache) -> tuple[int, int]:
+        _check_float("x", x, min_dim=3)
+        if x.dim() != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(
+                f"x must have shape (B, T, d_model={self.d_model}), got {_describe(x)}"
+            )
+        if self.cross:
+            if context is None:
+                raise ValueError("context (B, Tk, d_model) is required for cross-attention")
+            _check_float("context", context, min_dim=3)
+            if (
+                context.dim() != 3
+                or context.shape[0] != x.shape[0]
+                or context.shape[-1] != self.d_model
+            ):
+                raise ValueError(
+                    f"context must have shape (B={x.shape[0]}, Tk, d_model={self.d_model}), "
+                    f"got {_describe(context)}"
+                )
+            if cache is not None:
+                raise ValueError("cache is for self-attention; cross-attention takes cache=None")
+        elif context is not None:
+            raise ValueError("context must be None for self-attention (build with cross=True)")
+        if cache is not None and not isinstance(cache, KVCache):
+            raise ValueError(f"cache must be a KVCache or None, got {type(cache).__name__}")
+        return x.shape[0], x.shape[1]
+
+    def _attention_mask(self, mask, B: int, Tq: int, Tk: int) -> torch.Tensor | None:
+        """Key padding (B, Tk) -> (B, 1, 1, Tk); a 4-D mask is checked as it is."""
+        if mask is None:
+            return None
+        if torch.is_tensor(mask) and mask.dim() == 2:
+            if mask.shape != (B, Tk):
+                raise ValueError(
+                    f"a 2-D mask is a key padding mask of shape (B, Tk) = {(B, Tk)}, "
+                    f"got {tuple(mask.shape)}"
+                )
+            mask = mask[:, None, None, :]  # (B, 1, 1, Tk)
+        elif not torch.is_tensor(mask) or mask.dim() != 4:
+            raise ValueError(
+                "mask must be a key padding mask (B, Tk) or broadcastable to (B, H, Tq, Tk) = "
+                f"{(B, self.n_head, Tq, Tk)}, got {_describe(mask)}"
+            )
+        _check_mask(mask, (B, self.n_head, Tq, Tk))
+        return mask
+
+
+def _check_sizes(d_model, n_head, dropout) -> None:
+    for name, value in (("d_model", d_model), ("n_head", n_head)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if d_model % n_head:
+        raise ValueError(f"d_model ({d_model}) must be divisible by n_head ({n_head})")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")

@@ -1,0 +1,88 @@
+"""The pre-norm Transformer block, configurable from GPT-2 style to LLaMA style.
+
+Shapes in comments: B batch, T time, S memory length, C channels (d_model).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .attention import KVCache, MultiHeadAttention
+from .mlp import MLP, SwiGLU
+from .norms import LayerNorm, RMSNorm
+from .positional import RotaryEmbedding
+
+_MLPS = {"gelu": MLP, "swiglu": SwiGLU}
+_NORMS = ("layer", "rms")
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm block (GPT-2; Xiong et al., 2020):
+
+    ``x = x + attn(ln_1(x))``, then (with ``cross_attention=True``)
+    ``x = x + cross_attn(ln_cross(x), memory)``, then ``x = x + mlp(ln_2(x))``.
+
+    ``mlp``: "gelu" (:class:`MLP`, C -> 4C -> C) or "swiglu" (:class:`SwiGLU`);
+    ``norm``: "layer" (:class:`LayerNorm`, with ``bias``) or "rms" (:class:`RMSNorm`);
+    ``rotary``: an optional :class:`RotaryEmbedding` for the self-attention.
+    With ``mlp="gelu", norm="layer"`` the parameter names (``ln_1``, ``attn.qkv``,
+    ``attn.proj``, ``ln_2``, ``mlp.fc``, ``mlp.proj``) and the computation are those of the
+    ``Block`` in ``fmbook.models.gpt``, so its state dict loads as it is.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_head: int,
+        mlp: str = "gelu",
+        norm: str = "layer",
+        dropout: float = 0.0,
+        bias: bool = True,
+        cross_attention: bool = False,
+        rotary: RotaryEmbedding | None = None,
+    ):
+        super().__init__()
+        if mlp not in _MLPS:
+            raise ValueError(f"mlp must be one of {sorted(_MLPS)}, got {mlp!r}")
+        if norm not in _NORMS:
+            raise ValueError(f"norm must be one of {list(_NORMS)}, got {norm!r}")
+        self.cross_attention = cross_attention
+        self.ln_1 = self._norm(norm, d_model, bias)
+        self.attn = MultiHeadAttention(d_model, n_head, dropout, bias, rotary=rotary)
+        if cross_attention:
+            self.ln_cross = self._norm(norm, d_model, bias)
+            self.cross_attn = MultiHeadAttention(d_model, n_head, dropout, bias, cross=True)
+        self.ln_2 = self._norm(norm, d_model, bias)
+        self.mlp = _MLPS[mlp](d_model, dropout=dropout, bias=bias)
+
+    @staticmethod
+    def _norm(kind: str, d_model: int, bias: bool) -> nn.Module:
+        return LayerNorm(d_model, bias=bias) if kind == "layer" else RMSNorm(d_model)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        memory: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        memory_mask: torch.Tensor | None = None,
+        causal: bool = False,
+        cache: KVCache | None = None,
+    ) -> torch.Tensor:
+        """x (B, T, C) -> (B, T, C).
+
+        memory (B, S, C): what cross-attention reads (required iff ``cross_attention``).
+        mask, memory_mask: boolean, True = may attend, for self- and cross-attention; a
+            key padding mask (B, T) / (B, S) or broadcastable to (B, H, T, T) / (B, H, T, S).
+        causal: each position sees only itself and the past (decoders: pass True).
+        cache: a :class:`KVCache` of the self-attention, extended in place; x then holds
+            the positions ``len(cache)`` onwards (incremental decoding).
+        """
+        if self.cross_attention and memory is None:
+            raise ValueError("memory (B, S, d_model) is required: the block has cross-attention")
+        if not self.cross_attention and (memory is not None or memory_mask is not None):
+            raise ValueError("memory and memory_mask need a block built with cross_attention=True")
+        x = x + self.attn(self.ln_1(x), mask=mask, causal=causal, cache=cache)
+        if self.cross_attention:
+            x = x + self.cross_attn(self.ln_cross(x), context=memory, mask=memory_mask)
+        return x + self.mlp(self.ln_2(x))  # (B, T, C)
