@@ -10,11 +10,11 @@ from . import profile  # noqa: E402
 from .utils import device, seed_everything  # noqa: E402
 
 
-def setup(seed: int = 1337, *, quiet: bool = False):
+def setup(seed: int = 1337, *, quiet: bool = False) -> None:
     """Seed, theme and environment report for a chapter (see :func:`fmbook.book.setup`)."""
     from .book import setup as _setup
 
-    return _setup(seed, quiet=quiet)
+    _setup(seed, quiet=quiet)
 
 
 __all__ = ["__version__", "device", "profile", "seed_everything", "setup"]

@@ -56,24 +56,22 @@ def environment() -> dict[str, str]:
     }
 
 
-def setup(seed: int = 1337, *, quiet: bool = False) -> dict[str, str]:
-    """Prepare a chapter: seed everything, set the plot theme, quieten Lightning.
-
-    Returns (and unless ``quiet``, prints) the environment report.
-    """
+def setup(seed: int = 1337, *, quiet: bool = False) -> None:
+    """Prepare a chapter: seed everything, set the plot theme, quieten Lightning's banners,
+    and (unless ``quiet``) print the environment report."""
     import logging
     import warnings
+
+    import lightning  # noqa: F401  (imported first: importing it resets its loggers' levels)
 
     from .viz import set_theme
 
     seed_everything(seed)
     set_theme()
-    # Book output shows results, not Lightning's banners about hardware and summaries.
+    # Book output shows results, not Lightning's notes about hardware, tips and summaries.
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-    env = environment()
     if not quiet:
-        print("  ".join(f"{k}: {v}" for k, v in env.items()))
-    return env
+        print("  ".join(f"{k}: {v}" for k, v in environment().items()))

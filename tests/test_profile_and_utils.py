@@ -2,6 +2,7 @@ import pytest
 import torch
 
 import fmbook
+import fmbook.book
 from fmbook import profile
 from fmbook.book import show_source, source
 from fmbook.tasks import warmup_cosine
@@ -76,6 +77,7 @@ def test_warmup_cosine_shape():
 
 def test_environment_report_names_profile(monkeypatch):
     monkeypatch.setenv("FMBOOK_PROFILE", "smoke")
-    env = fmbook.setup(3, quiet=True)
+    fmbook.setup(3, quiet=True)
+    env = fmbook.book.environment()
     assert env["profile"] == "smoke" and env["fmbook"] == fmbook.__version__
     assert env["device"].startswith(("cpu", "cuda"))

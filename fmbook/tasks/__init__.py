@@ -2,6 +2,6 @@
 
 from .causal_lm import CausalLM
 from .schedules import warmup_cosine
-from .trainer import History, make_trainer
+from .trainer import History, evaluate, make_trainer
 
-__all__ = ["CausalLM", "History", "make_trainer", "warmup_cosine"]
+__all__ = ["CausalLM", "History", "evaluate", "make_trainer", "warmup_cosine"]

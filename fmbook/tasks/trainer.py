@@ -69,3 +69,21 @@ def make_trainer(*, max_steps: int, val_every: int, callbacks=(), **kwargs) -> L
     )
     options.update(kwargs)
     return L.Trainer(**options)
+
+
+def evaluate(
+    task: L.LightningModule, datamodule: L.LightningDataModule, metric: str = "val_loss"
+) -> float:
+    """Run the validation loop once over the whole validation set and return ``metric``."""
+    trainer = L.Trainer(
+        accelerator="auto",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
+    results = trainer.validate(task, datamodule=datamodule, verbose=False)
+    if not results or metric not in results[0]:
+        raise ValueError(f"validation logged no {metric!r}; it logged {results}")
+    return float(results[0][metric])
