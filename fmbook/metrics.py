@@ -1,0 +1,150 @@
+"""Evaluation metrics: language-model losses in readable units, accuracy, BLEU and chrF.
+
+* :func:`perplexity` and :func:`bits_per_token` turn a mean cross-entropy in nats (what
+  ``F.cross_entropy`` and :class:`~fmbook.tasks.CausalLM` report) into the units papers use.
+* :func:`accuracy` compares predictions (or logits) with targets, skipping padding.
+* :func:`bleu` and :func:`chrf` are *corpus* scores computed by ``sacrebleu`` (Post, 2018),
+  the reference implementation, so that numbers in the book are comparable with papers.
+  ``sacrebleu`` is imported only when one of them is called.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+
+import torch
+
+__all__ = ["accuracy", "bits_per_token", "bleu", "chrf", "perplexity"]
+
+
+def _loss_value(loss_nats) -> float:
+    """A finite, non-negative mean loss as a float (accepts floats and 1-element tensors)."""
+    if torch.is_tensor(loss_nats):
+        if loss_nats.numel() != 1:
+            raise ValueError(
+                f"loss_nats must be a single number, got a tensor of shape {tuple(loss_nats.shape)}"
+            )
+        loss_nats = loss_nats.item()
+    if isinstance(loss_nats, bool) or not isinstance(loss_nats, numbers.Real):
+        raise ValueError(f"loss_nats must be a number, got {type(loss_nats).__name__}")
+    if not math.isfinite(loss_nats) or loss_nats < 0:
+        raise ValueError(f"loss_nats must be a finite number >= 0, got {loss_nats!r}")
+    return float(loss_nats)
+
+
+def perplexity(loss_nats) -> float:
+    """``exp(loss)``: the effective number of equally likely next tokens.
+
+    A uniform guess over V tokens has loss ``ln V`` and perplexity V.
+    """
+    return math.exp(_loss_value(loss_nats))
+
+
+def bits_per_token(loss_nats) -> float:
+    """The loss in bits, ``loss / ln 2`` (bits per character for a character model)."""
+    return _loss_value(loss_nats) / math.log(2)
+
+
+def accuracy(logits_or_preds, targets, ignore_index: int = -100) -> float:
+    """Fraction of positions where the prediction equals the target.
+
+    ``logits_or_preds`` is either predicted class ids with the shape of ``targets``, or
+    logits with one more (last) dimension, whose argmax is the prediction. Positions whose
+    target is ``ignore_index`` (padding) are not counted.
+    """
+    preds, targets = torch.as_tensor(logits_or_preds), torch.as_tensor(targets)
+    if preds.is_floating_point() and preds.dim() == targets.dim() + 1:
+        preds = preds.argmax(dim=-1)
+    if preds.shape != targets.shape:
+        raise ValueError(
+            "logits_or_preds must have the shape of targets "
+            f"{tuple(targets.shape)} (predictions) or that shape plus a class dimension "
+            f"(logits), got {tuple(torch.as_tensor(logits_or_preds).shape)}"
+        )
+    if preds.is_floating_point() or targets.is_floating_point():
+        raise ValueError("predictions and targets must be integer class ids, got floats")
+    keep = targets != ignore_index
+    counted = int(keep.sum())
+    if counted == 0:
+        raise ValueError(
+            f"no position to score: every target equals ignore_index={ignore_index} (or it is empty)"
+        )
+    return float((preds[keep] == targets[keep]).sum()) / counted
+
+
+def _reference_streams(hypotheses, references) -> tuple[list[str], list[list[str]]]:
+    """Check the inputs and turn per-hypothesis references into sacrebleu's streams.
+
+    ``references`` is one string per hypothesis, or one list of strings per hypothesis
+    (several references each; every hypothesis must have the same number).
+    """
+    if isinstance(hypotheses, str) or not isinstance(hypotheses, Sequence):
+        raise ValueError("hypotheses must be a list of strings (one per segment)")
+    if isinstance(references, str) or not isinstance(references, Sequence):
+        raise ValueError("references must be a list with one entry per hypothesis")
+    if len(hypotheses) != len(references):
+        raise ValueError(
+            f"hypotheses and references must have the same length, got {len(hypotheses)} "
+            f"hypotheses and {len(references)} references"
+        )
+    if not hypotheses:
+        raise ValueError("hypotheses is empty: a corpus score needs at least one segment")
+    if not all(isinstance(h, str) for h in hypotheses):
+        raise ValueError("every hypothesis must be a string")
+    if not all(isinstance(r, str | Sequence) for r in references):
+        raise ValueError("every reference must be a string or a list of strings")
+    per_segment = [[r] if isinstance(r, str) else list(r) for r in references]
+    counts = {len(refs) for refs in per_segment}
+    if len(counts) != 1 or 0 in counts:
+        raise ValueError(
+            "every hypothesis needs the same number (>= 1) of references, got counts "
+            f"{sorted(counts)}"
+        )
+    if not all(isinstance(r, str) for refs in per_segment for r in refs):
+        raise ValueError("every reference must be a string")
+    streams = [list(stream) for stream in zip(*per_segment, strict=True)]
+    return list(hypotheses), streams
+
+
+def bleu(
+    hypotheses: Sequence[str],
+    references: Sequence[str] | Sequence[Sequence[str]],
+    *,
+    tokenize: str = "13a",
+    smooth_method: str = "exp",
+    lowercase: bool = False,
+) -> float:
+    """Corpus BLEU (Papineni et al., 2002) in [0, 100], computed by ``sacrebleu``.
+
+    n-gram counts (n = 1..4) are summed over the whole corpus before the precisions are
+    formed. With the default ``smooth_method="exp"`` (mteval-v13a), the k-th order with
+    no match gets precision ``1 / (2**k * total)`` instead of 0. ``references`` holds one
+    string per hypothesis, or one list of strings per hypothesis.
+    """
+    import sacrebleu
+
+    hyps, streams = _reference_streams(hypotheses, references)
+    metric = sacrebleu.BLEU(tokenize=tokenize, smooth_method=smooth_method, lowercase=lowercase)
+    return float(metric.corpus_score(hyps, streams).score)
+
+
+def chrf(
+    hypotheses: Sequence[str],
+    references: Sequence[str] | Sequence[Sequence[str]],
+    *,
+    char_order: int = 6,
+    word_order: int = 0,
+    beta: int = 2,
+) -> float:
+    """Corpus chrF (Popović, 2015) in [0, 100], computed by ``sacrebleu``.
+
+    The F-beta score of character n-gram precision and recall (n = 1..``char_order``,
+    spaces removed), averaged over the orders that occur. ``word_order=2`` gives chrF++.
+    """
+    import sacrebleu
+
+    hyps, streams = _reference_streams(hypotheses, references)
+    metric = sacrebleu.CHRF(char_order=char_order, word_order=word_order, beta=beta)
+    return float(metric.corpus_score(hyps, streams).score)
