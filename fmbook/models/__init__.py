@@ -3,3 +3,7 @@
 from .gpt import GPT, GPTConfig
 
 __all__ = ["GPT", "GPTConfig"]
+
+from .word2vec import NegativeSampler, SkipGramNS  # noqa: E402
+
+__all__ += ["NegativeSampler", "SkipGramNS"]

@@ -1,0 +1,330 @@
+"""Word2vec: skip-gram with negative sampling (SGNS), Mikolov et al. (2013).
+
+The objective
+-------------
+Every word ``w`` has two vectors: an *input* (centre) vector ``v_w`` (the rows of ``V``) and an
+*output* (context) vector ``u_w`` (the rows of ``U``). For each observed pair (centre ``c``,
+context ``o``) within a window, SGNS **maximises**
+
+    log σ(u_o · v_c) + Σ_{k=1..K} log σ(−u_k · v_c),        u_k ~ P_n,
+
+where σ is the logistic sigmoid and the K negative words ``u_k`` are drawn from the *noise
+distribution* ``P_n(w) ∝ count(w)^{3/4}``: the unigram distribution raised to the power 3/4,
+which Mikolov et al. found better than the plain unigram (α = 1) or uniform (α = 0)
+distribution; it samples rare words more often than their frequency. The loss minimised here
+is the negative of that objective, averaged over the pairs of a batch.
+
+The first term pulls the true context towards the centre; the second pushes K random words
+away. This is *not* a softmax over the vocabulary, and not the form
+"Σ softmax(similarity(w, word) / √|context|)" that appears in some introductions: that
+expression is neither word2vec's skip-gram (whose full-softmax version is
+``p(o | c) = exp(u_o·v_c) / Σ_w exp(u_w·v_c)``, with no √|context| scaling) nor its
+negative-sampling approximation above.
+
+What SGNS learns
+----------------
+Levy & Goldberg (2014) showed that, when the dimension is large enough for every cell to be
+set freely and the negatives follow the context distribution ``P_D(o) = #o / |D|``, the
+optimum of the objective summed over a corpus satisfies
+
+    u_o · v_c = PMI(c, o) − log K,     PMI(c, o) = log( #(c,o) · |D| / (#c · #o) ),
+
+a *shifted* pointwise mutual information matrix (:func:`shifted_pmi`). With ``P_n ∝ count^α``
+the shift becomes ``log( #(c,o) / (#c · K · P_n(o)) )``.
+
+Pieces
+------
+* :func:`sgns_loss_and_grads`: the loss of one (or a batch of) pairs with *analytic*
+  gradients, for teaching and for checking against autograd.
+* :class:`SkipGramNS`: the model (``V`` and ``U`` as ``nn.Embedding``), trained with sampled
+  negatives (:meth:`SkipGramNS.forward`) or full-batch on a co-occurrence matrix
+  (:meth:`SkipGramNS.expected_loss`).
+* :func:`skipgram_pairs`, :func:`keep_probabilities`, :func:`subsample`,
+  :class:`NegativeSampler`, :func:`cooccurrence_matrix`, :func:`most_similar`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# ---------------------------------------------------------------------------- the loss
+
+
+def sgns_loss_and_grads(v_c: torch.Tensor, u_o: torch.Tensor, u_neg: torch.Tensor):
+    """The SGNS loss of (centre, context) pairs and its gradients, written out by hand.
+
+    Shapes: ``v_c`` and ``u_o`` are ``(..., d)``, ``u_neg`` is ``(..., K, d)`` (the same
+    leading dims). With ``s_o = u_o·v_c`` and ``s_k = u_k·v_c`` the loss of a pair is
+
+        L = −log σ(s_o) − Σ_k log σ(−s_k)
+
+    and, using ``d/dx log σ(x) = 1 − σ(x)`` and ``d/dx log σ(−x) = −σ(x)``,
+
+        dL/dv_c = −(1 − σ(s_o)) u_o + Σ_k σ(s_k) u_k
+        dL/du_o = −(1 − σ(s_o)) v_c
+        dL/du_k =  σ(s_k) v_c
+
+    Returns ``(loss, grad_v_c, grad_u_o, grad_u_neg)``: ``loss`` has the leading shape
+    ``(...)`` (one loss per pair, not reduced) and each gradient the shape of its argument.
+    """
+    for name, t in (("v_c", v_c), ("u_o", u_o), ("u_neg", u_neg)):
+        if not torch.is_tensor(t) or not t.dtype.is_floating_point:
+            raise ValueError(f"{name} must be a floating-point tensor, got {type(t).__name__}")
+    if v_c.dim() < 1 or u_o.shape != v_c.shape:
+        raise ValueError(
+            f"v_c and u_o must have the same shape (..., d), got {tuple(v_c.shape)} "
+            f"and {tuple(u_o.shape)}"
+        )
+    if (
+        u_neg.dim() != v_c.dim() + 1
+        or u_neg.shape[:-2] != v_c.shape[:-1]
+        or (u_neg.shape[-1] != v_c.shape[-1])
+    ):
+        raise ValueError(
+            f"u_neg must have shape (..., K, d) = {(*v_c.shape[:-1], 'K', v_c.shape[-1])}, "
+            f"got {tuple(u_neg.shape)}"
+        )
+    s_o = (u_o * v_c).sum(-1)  # (...)
+    s_neg = (u_neg @ v_c.unsqueeze(-1)).squeeze(-1)  # (..., K)
+    loss = -F.logsigmoid(s_o) - F.logsigmoid(-s_neg).sum(-1)
+    g_o = torch.sigmoid(s_o) - 1.0  # dL/ds_o = −(1 − σ(s_o))
+    g_neg = torch.sigmoid(s_neg)  # dL/ds_k = σ(s_k)
+    grad_v_c = g_o.unsqueeze(-1) * u_o + (g_neg.unsqueeze(-1) * u_neg).sum(-2)
+    grad_u_o = g_o.unsqueeze(-1) * v_c
+    grad_u_neg = g_neg.unsqueeze(-1) * v_c.unsqueeze(-2)
+    return loss, grad_v_c, grad_u_o, grad_u_neg
+
+
+def _check_ids(name: str, ids, vocab_size: int | None = None, dim: int | None = None):
+    if not torch.is_tensor(ids) or ids.dtype.is_floating_point or ids.dtype == torch.bool:
+        raise ValueError(f"{name} must be an integer tensor of token ids, got {ids!r:.80}")
+    if dim is not None and ids.dim() != dim:
+        raise ValueError(f"{name} must have {dim} dims, got shape {tuple(ids.shape)}")
+    if vocab_size is not None and ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise ValueError(f"{name} must lie in [0, vocab_size={vocab_size})")
+
+
+# ---------------------------------------------------------------------------- the model
+
+
+class SkipGramNS(nn.Module):
+    """Skip-gram with negative sampling: input vectors ``V`` (``self.V``, the v_c) and output
+    vectors ``U`` (``self.U``, the u_o), both ``nn.Embedding(vocab_size, dim)``.
+
+    Initialisation follows the reference C code: ``V`` uniform in ``±0.5/dim``, ``U`` zero.
+    ``sparse=True`` makes the embeddings return sparse gradients (for ``torch.optim.SparseAdam``).
+    The word vectors usually reported are the rows of ``V`` (:meth:`word_vectors`).
+    """
+
+    def __init__(self, vocab_size: int, dim: int, sparse: bool = False):
+        super().__init__()
+        if not isinstance(vocab_size, int) or vocab_size < 2:
+            raise ValueError(f"vocab_size must be an int >= 2, got {vocab_size!r}")
+        if not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"dim must be an int >= 1, got {dim!r}")
+        self.vocab_size, self.dim = vocab_size, dim
+        self.V = nn.Embedding(vocab_size, dim, sparse=sparse)
+        self.U = nn.Embedding(vocab_size, dim, sparse=sparse)
+        nn.init.uniform_(self.V.weight, -0.5 / dim, 0.5 / dim)
+        nn.init.zeros_(self.U.weight)
+
+    def forward(self, center, context, negatives) -> torch.Tensor:
+        """Mean SGNS loss (negative objective) of the pairs ``(center[i], context[i])``
+        with negatives ``negatives[i, :]``: shapes ``(B,)``, ``(B,)``, ``(B, K)``."""
+        return self.loss(center, context, negatives)
+
+    def loss(self, center, context, negatives) -> torch.Tensor:
+        """See :meth:`forward`."""
+        _check_ids("center", center, self.vocab_size, dim=1)
+        _check_ids("context", context, self.vocab_size, dim=1)
+        _check_ids("negatives", negatives, self.vocab_size, dim=2)
+        if not (len(center) == len(context) == len(negatives)) or len(center) == 0:
+            raise ValueError(
+                "center, context and negatives must share a non-zero batch size, got "
+                f"{len(center)}, {len(context)}, {len(negatives)}"
+            )
+        v_c = self.V(center)  # (B, d)
+        s_o = (self.U(context) * v_c).sum(-1)  # (B,)
+        s_neg = torch.bmm(self.U(negatives), v_c.unsqueeze(-1)).squeeze(-1)  # (B, K)
+        return -(F.logsigmoid(s_o) + F.logsigmoid(-s_neg).sum(-1)).mean()
+
+    def scores(self) -> torch.Tensor:
+        """The (V, V) matrix of dot products ``S[c, o] = v_c · u_o``."""
+        return self.V.weight @ self.U.weight.T
+
+    def expected_loss(self, cooccurrence: torch.Tensor, k: int, noise=None) -> torch.Tensor:
+        """The SGNS loss summed over a whole corpus, negatives taken in expectation.
+
+        ``cooccurrence[c, o]`` counts the pairs (c, o); the corpus loss is
+
+            −Σ_{c,o} #(c,o) log σ(v_c·u_o) − k Σ_c #c Σ_o P_n(o) log σ(−v_c·u_o),
+
+        divided by the number of pairs ``|D|``. ``noise`` is ``P_n`` (default: the context
+        marginal ``#o/|D|``, the setting of Levy & Goldberg's analysis). Full-batch gradient
+        descent on it is deterministic; its optimum is :func:`shifted_pmi`.
+        """
+        counts = _check_cooccurrence(cooccurrence, self.vocab_size)
+        noise = counts.sum(0) / counts.sum() if noise is None else _check_noise(noise, counts)
+        s = self.scores().to(counts.dtype)
+        positive = (counts * F.logsigmoid(s)).sum()
+        negative = k * (counts.sum(1, keepdim=True) * noise[None, :] * F.logsigmoid(-s)).sum()
+        return -(positive + negative) / counts.sum()
+
+    def word_vectors(self) -> torch.Tensor:
+        """The input vectors ``V`` (a detached copy), one row per word."""
+        return self.V.weight.detach().clone()
+
+
+# ---------------------------------------------------------------------------- data
+
+
+def skipgram_pairs(ids, window: int, dynamic: bool = False, generator=None):
+    """All (centre, context) pairs of a 1-D id sequence with ``|i − j| <= window``.
+
+    With ``dynamic=True`` each centre draws its own window ``b`` uniformly from
+    ``1..window`` (as in the reference C code), so near neighbours are paired more often
+    than far ones. Returns two 1-D long tensors ``(centers, contexts)``.
+    """
+    ids = torch.as_tensor(ids)
+    _check_ids("ids", ids, dim=1)
+    if not isinstance(window, int) or window < 1:
+        raise ValueError(f"window must be an int >= 1, got {window!r}")
+    n = len(ids)
+    if dynamic:
+        reach = torch.randint(1, window + 1, (n,), generator=generator)
+    centers, contexts = [], []
+    for offset in range(-window, window + 1):
+        if offset == 0 or abs(offset) >= n:
+            continue
+        pos = torch.arange(max(0, -offset), min(n, n - offset))
+        if dynamic:
+            pos = pos[reach[pos] >= abs(offset)]
+        centers.append(ids[pos])
+        contexts.append(ids[pos + offset])
+    if not centers:
+        raise ValueError(f"ids must hold at least 2 tokens to form pairs, got {n}")
+    return torch.cat(centers).long(), torch.cat(contexts).long()
+
+
+def keep_probabilities(counts, t: float = 1e-5) -> torch.Tensor:
+    """Frequent-word subsampling (Mikolov et al. 2013, eq. 5): each occurrence of word ``w``
+    is discarded with probability ``1 − sqrt(t / f(w))``, ``f(w) = count(w) / total``.
+
+    Returns the keep probabilities ``min(1, sqrt(t / f(w)))``. Words rarer than ``t`` are
+    always kept; a word with frequency ``100 t`` is kept one time in ten. (The released C code
+    uses the slightly different ``(sqrt(f/t) + 1) · t/f``.) Typical ``t``: 1e-5 to 1e-3.
+    """
+    counts = torch.as_tensor(counts, dtype=torch.float64)
+    if counts.dim() != 1 or counts.numel() == 0 or (counts < 0).any() or counts.sum() <= 0:
+        raise ValueError("counts must be a non-empty 1-D tensor of non-negative counts")
+    if not t > 0:
+        raise ValueError(f"t must be > 0, got {t!r}")
+    freq = counts / counts.sum()
+    keep = torch.sqrt(t / freq.clamp_min(1e-300))
+    return keep.clamp(max=1.0)
+
+
+def subsample(ids, t: float = 1e-5, counts=None, generator=None) -> torch.Tensor:
+    """Drop occurrences of frequent words with :func:`keep_probabilities` (``counts``
+    default: the counts in ``ids``). Returns the kept ids, in order."""
+    ids = torch.as_tensor(ids)
+    _check_ids("ids", ids, dim=1)
+    if counts is None:
+        counts = torch.bincount(ids)
+    keep = keep_probabilities(counts, t)
+    if ids.numel() and ids.max() >= len(keep):
+        raise ValueError(f"ids must lie in [0, len(counts)={len(keep)})")
+    draw = torch.rand(len(ids), generator=generator, dtype=torch.float64)
+    return ids[draw < keep[ids]]
+
+
+class NegativeSampler:
+    """Draws negative words from ``P_n(w) ∝ count(w) ** power`` (default 3/4).
+
+    ``sample(shape)`` uses ``torch.multinomial`` with replacement and the given generator, so
+    draws are reproducible. Negatives equal to the positive context are not rejected (as in
+    most implementations; with a large vocabulary it hardly matters).
+    """
+
+    def __init__(self, counts, power: float = 0.75, generator: torch.Generator | None = None):
+        counts = torch.as_tensor(counts, dtype=torch.float64)
+        if counts.dim() != 1 or len(counts) < 2 or (counts < 0).any() or counts.sum() <= 0:
+            raise ValueError("counts must be a 1-D tensor of >= 2 non-negative counts, not all 0")
+        if not math.isfinite(power) or power < 0:
+            raise ValueError(f"power must be a finite number >= 0, got {power!r}")
+        weights = torch.where(counts > 0, counts**power, torch.zeros_like(counts))
+        self.probs = weights / weights.sum()
+        self.generator = generator
+
+    def sample(self, *shape: int) -> torch.Tensor:
+        """A long tensor of the given shape of word ids drawn from ``P_n``."""
+        n = math.prod(shape)
+        if n <= 0:
+            raise ValueError(f"shape must have positive entries, got {shape}")
+        draws = torch.multinomial(self.probs, n, replacement=True, generator=self.generator)
+        return draws.view(*shape)
+
+
+def cooccurrence_matrix(centers, contexts, vocab_size: int) -> torch.Tensor:
+    """The (V, V) float64 matrix of pair counts ``#(c, o)``."""
+    _check_ids("centers", centers, vocab_size, dim=1)
+    _check_ids("contexts", contexts, vocab_size, dim=1)
+    if len(centers) != len(contexts):
+        raise ValueError(f"centers and contexts differ in length: {len(centers)}, {len(contexts)}")
+    flat = centers.long() * vocab_size + contexts.long()
+    counts = torch.bincount(flat, minlength=vocab_size * vocab_size)
+    return counts.view(vocab_size, vocab_size).double()
+
+
+def _check_cooccurrence(cooccurrence, vocab_size: int | None = None) -> torch.Tensor:
+    counts = torch.as_tensor(cooccurrence, dtype=torch.float64)
+    if counts.dim() != 2 or (vocab_size is not None and counts.shape != (vocab_size,) * 2):
+        want = "(V, V)" if vocab_size is None else f"({vocab_size}, {vocab_size})"
+        raise ValueError(f"cooccurrence must have shape {want}, got {tuple(counts.shape)}")
+    if (counts < 0).any() or counts.sum() <= 0:
+        raise ValueError("cooccurrence must hold non-negative counts, not all zero")
+    return counts
+
+
+def _check_noise(noise, counts) -> torch.Tensor:
+    noise = torch.as_tensor(noise, dtype=torch.float64)
+    if noise.shape != counts.shape[1:] or (noise < 0).any() or abs(noise.sum() - 1) > 1e-6:
+        raise ValueError(f"noise must be a distribution over the {counts.shape[1]} contexts")
+    return noise
+
+
+def shifted_pmi(cooccurrence, k: int, noise=None) -> torch.Tensor:
+    """The matrix SGNS factorises (Levy & Goldberg 2014): ``PMI(c, o) − log k``.
+
+    ``PMI(c, o) = log( #(c,o) · |D| / (#c · #o) )`` with ``#c`` the row sums, ``#o`` the
+    column sums and ``|D|`` the total of ``cooccurrence``. With a noise distribution
+    ``P_n`` other than the context marginal it is ``log( #(c,o) / (#c · k · P_n(o)) )``.
+    Pairs never seen get ``-inf`` (the objective pushes their dot product down forever).
+    """
+    counts = _check_cooccurrence(cooccurrence)
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be an int >= 1 (the number of negatives), got {k!r}")
+    noise = counts.sum(0) / counts.sum() if noise is None else _check_noise(noise, counts)
+    rows = counts.sum(1, keepdim=True)
+    return torch.log(counts) - torch.log(rows * k * noise[None, :])
+
+
+def most_similar(word_vectors: torch.Tensor, idx: int, k: int = 5):
+    """The ``k`` words whose vectors have the highest cosine similarity to word ``idx``
+    (itself excluded). Returns ``(indices, similarities)``, best first."""
+    if not torch.is_tensor(word_vectors) or word_vectors.dim() != 2:
+        raise ValueError("word_vectors must be a 2-D tensor (one row per word)")
+    n = len(word_vectors)
+    if not isinstance(idx, int) or not 0 <= idx < n:
+        raise ValueError(f"idx must be an int in [0, {n}), got {idx!r}")
+    if not isinstance(k, int) or not 1 <= k < n:
+        raise ValueError(f"k must be an int in [1, {n - 1}], got {k!r}")
+    unit = F.normalize(word_vectors.detach().double(), dim=1)
+    sims = unit @ unit[idx]
+    sims[idx] = -math.inf
+    best = torch.topk(sims, k)
+    return best.indices, best.values

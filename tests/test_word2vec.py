@@ -1,0 +1,244 @@
+import math
+
+import pytest
+import torch
+
+from fmbook.models.word2vec import (
+    NegativeSampler,
+    SkipGramNS,
+    cooccurrence_matrix,
+    keep_probabilities,
+    most_similar,
+    sgns_loss_and_grads,
+    shifted_pmi,
+    skipgram_pairs,
+    subsample,
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def log_sigmoid(x):
+    return -math.log1p(math.exp(-x))
+
+
+# ---------------------------------------------------------------------------- the loss
+
+
+@pytest.mark.parametrize(
+    "seed, lead, k, d", [(0, (), 1, 3), (1, (), 5, 4), (2, (7,), 3, 6), (3, (2, 3), 2, 5)]
+)
+def test_analytic_gradients_equal_autograd(seed, lead, k, d):
+    g = torch.Generator().manual_seed(seed)
+    v_c, u_o = (torch.randn(*lead, d, generator=g, dtype=torch.float64) for _ in range(2))
+    u_neg = torch.randn(*lead, k, d, generator=g, dtype=torch.float64)
+    leaves = [t.clone().requires_grad_() for t in (v_c, u_o, u_neg)]
+    loss, *analytic = sgns_loss_and_grads(v_c, u_o, u_neg)
+    auto_loss = sgns_loss_and_grads(*leaves)[0]
+    auto = torch.autograd.grad(auto_loss.sum(), leaves)
+    assert loss.shape == lead
+    assert torch.allclose(loss, auto_loss)
+    for mine, ref in zip(analytic, auto, strict=True):
+        assert torch.allclose(mine, ref, atol=1e-12)
+
+
+def test_gradcheck_on_the_loss():
+    g = torch.Generator().manual_seed(0)
+    args = [
+        torch.randn(4, 3, generator=g, dtype=torch.float64, requires_grad=True),
+        torch.randn(4, 3, generator=g, dtype=torch.float64, requires_grad=True),
+        torch.randn(4, 2, 3, generator=g, dtype=torch.float64, requires_grad=True),
+    ]
+    assert torch.autograd.gradcheck(lambda *a: sgns_loss_and_grads(*a)[0], args)
+
+
+def test_loss_equals_the_formula_on_a_hand_example():
+    # s_o = u_o.v_c = 2, s_1 = 0, s_2 = -1
+    v_c, u_o = torch.tensor([1.0, 0.0]), torch.tensor([2.0, 0.0])
+    u_neg = torch.tensor([[0.0, 1.0], [-1.0, 0.0]])
+    expected = -(log_sigmoid(2.0) + log_sigmoid(-0.0) + log_sigmoid(1.0))
+    loss, grad_v, grad_o, grad_neg = sgns_loss_and_grads(v_c, u_o, u_neg)
+    assert loss.item() == pytest.approx(expected)
+    sig = torch.sigmoid(torch.tensor([2.0, 0.0, -1.0]))
+    assert torch.allclose(grad_o, -(1 - sig[0]) * v_c)
+    assert torch.allclose(grad_neg, sig[1:, None] * v_c)
+    # the model computes the same loss from its embedding tables
+    model = SkipGramNS(4, 2)
+    with torch.no_grad():
+        model.V.weight[0] = v_c
+        model.U.weight[1], model.U.weight[2], model.U.weight[3] = u_o, u_neg[0], u_neg[1]
+    batch = model(torch.tensor([0, 0]), torch.tensor([1, 1]), torch.tensor([[2, 3], [2, 3]]))
+    assert batch.item() == pytest.approx(expected, rel=1e-6)
+
+
+# ---------------------------------------------------------------------------- data helpers
+
+
+def test_pairs_within_the_window():
+    centers, contexts = skipgram_pairs([10, 11, 12], window=1)
+    pairs = sorted(zip(centers.tolist(), contexts.tolist(), strict=True))
+    assert pairs == [(10, 11), (11, 10), (11, 12), (12, 11)]
+    centers, _ = skipgram_pairs(torch.arange(10), window=3)
+    assert len(centers) == 2 * (9 + 8 + 7)
+    g = torch.Generator().manual_seed(0)
+    dyn_c, dyn_o = skipgram_pairs(torch.arange(50), window=3, dynamic=True, generator=g)
+    assert 0 < len(dyn_c) < 2 * (49 + 48 + 47)
+    assert ((dyn_c - dyn_o).abs() <= 3).all() and (dyn_c != dyn_o).all()
+
+
+def test_subsampling_follows_mikolovs_formula():
+    keep = keep_probabilities([90, 9, 1], t=0.01)  # f = 0.9, 0.09, 0.01
+    assert torch.allclose(keep, torch.tensor([math.sqrt(0.01 / 0.9), 1 / 3, 1.0], dtype=keep.dtype))
+    ids = torch.tensor([0] * 9000 + [1] * 900 + [2] * 100)
+    kept = subsample(ids, t=0.01, generator=torch.Generator().manual_seed(0))
+    counts = torch.bincount(kept, minlength=3)
+    assert counts[2] == 100
+    assert abs(counts[0] / 9000 - math.sqrt(0.01 / 0.9)) < 0.02
+    assert abs(counts[1] / 900 - 1 / 3) < 0.05
+
+
+def test_negative_sampler_uses_unigram_to_the_three_quarters():
+    counts = torch.tensor([1000.0, 100.0, 10.0, 0.0])
+    sampler = NegativeSampler(counts, generator=torch.Generator().manual_seed(0))
+    expected = counts**0.75 / (counts**0.75).sum()
+    assert torch.allclose(sampler.probs, expected.double())
+    draws = sampler.sample(200, 50)
+    assert draws.shape == (200, 50) and draws.dtype == torch.long
+    freq = torch.bincount(draws.flatten(), minlength=4).double() / draws.numel()
+    assert (freq - expected.double()).abs().max() < 0.01 and freq[3] == 0
+    again = NegativeSampler(counts, generator=torch.Generator().manual_seed(0)).sample(200, 50)
+    assert torch.equal(draws, again)
+
+
+def test_most_similar_by_cosine():
+    vectors = torch.tensor([[1.0, 0.0], [10.0, 1.0], [0.0, 1.0], [-1.0, 0.0]])
+    idx, sims = most_similar(vectors, 0, k=2)
+    assert idx.tolist() == [1, 2]
+    assert sims[0].item() == pytest.approx(10 / math.sqrt(101))
+
+
+def test_shifted_pmi_on_a_hand_example():
+    counts = torch.tensor([[2.0, 1.0], [1.0, 0.0]])  # |D| = 4, #c = #o = (3, 1)
+    spmi = shifted_pmi(counts, k=2)
+    assert spmi[0, 0].item() == pytest.approx(math.log(2 * 4 / (3 * 3)) - math.log(2))
+    assert spmi[0, 1].item() == pytest.approx(math.log(1 * 4 / (3 * 1)) - math.log(2))
+    assert spmi[1, 1].item() == -math.inf
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def two_topic_corpus(n_blocks=60, block=40, seed=0):
+    """Words 0-7 form topic A, 8-15 topic B; the text alternates long single-topic blocks."""
+    g = torch.Generator().manual_seed(seed)
+    blocks = [torch.randint(0, 8, (block,), generator=g) + 8 * (i % 2) for i in range(n_blocks)]
+    return torch.cat(blocks)
+
+
+def test_training_puts_same_topic_words_nearest():
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    centers, contexts = skipgram_pairs(two_topic_corpus(), window=2)
+    sampler = NegativeSampler(torch.bincount(centers), generator=g)
+    model = SkipGramNS(16, 10)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
+    losses = []
+    for _ in range(300):
+        i = torch.randint(0, len(centers), (256,), generator=g)
+        loss = model(centers[i], contexts[i], sampler.sample(256, 5))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert sum(losses[-20:]) / 20 < 0.8 * losses[0]
+    vectors = model.word_vectors()
+    for word in range(16):
+        neighbours, _ = most_similar(vectors, word, k=5)
+        assert all(n // 8 == word // 8 for n in neighbours.tolist()), (word, neighbours)
+
+
+def markov_corpus(vocab=8, n=4000, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    transition = torch.rand(vocab, vocab, generator=g) ** 4 + 0.02
+    transition /= transition.sum(1, keepdim=True)
+    steps = torch.rand(n, generator=g)
+    cumulative, ids = transition.cumsum(1), [0]
+    for u in steps.tolist():
+        ids.append(min(int((cumulative[ids[-1]] < u).sum()), vocab - 1))
+    return torch.tensor(ids)
+
+
+@pytest.mark.parametrize("power", [1.0, 0.75])
+def test_full_batch_sgns_converges_to_shifted_pmi(power):
+    """Levy & Goldberg (2014): with dim >= vocab, the optimum is u_o.v_c = PMI(c,o) - log k
+    (for noise = context distribution; with count**0.75 the shift changes accordingly)."""
+    torch.manual_seed(0)
+    counts = cooccurrence_matrix(*skipgram_pairs(markov_corpus(), window=2), vocab_size=8)
+    assert counts.min() > 0  # every pair co-occurs, so the optimum is finite
+    noise = counts.sum(0) ** power
+    noise /= noise.sum()
+    target = shifted_pmi(counts, k=3, noise=noise)
+    if power == 1.0:
+        assert torch.allclose(target, shifted_pmi(counts, k=3))
+    assert target.max() - target.min() > 1.5  # the corpus has structure worth recovering
+    model = SkipGramNS(8, 8).double()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(2000):
+        optimizer.zero_grad()
+        model.expected_loss(counts, k=3, noise=noise).backward()
+        optimizer.step()
+    assert (model.scores().detach() - target).abs().max() < 1e-3
+
+
+def test_sampled_sgns_correlates_with_shifted_pmi():
+    """The same with sampled negatives (noise = context distribution) and minibatches:
+    noisier, so only a correlation is checked."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    centers, contexts = skipgram_pairs(markov_corpus(), window=2)
+    target = shifted_pmi(cooccurrence_matrix(centers, contexts, 8), k=3)
+    sampler = NegativeSampler(torch.bincount(contexts), power=1.0, generator=g)
+    model = SkipGramNS(8, 8)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(1500):
+        i = torch.randint(0, len(centers), (512,), generator=g)
+        optimizer.zero_grad()
+        model(centers[i], contexts[i], sampler.sample(512, 3)).backward()
+        optimizer.step()
+    scores = model.scores().detach().double().flatten()
+    assert torch.corrcoef(torch.stack([scores, target.flatten()]))[0, 1] > 0.95
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+def test_bad_input_is_rejected():
+    with pytest.raises(ValueError, match="u_neg must have shape"):
+        sgns_loss_and_grads(torch.zeros(3), torch.zeros(3), torch.zeros(3))
+    with pytest.raises(ValueError, match="same shape"):
+        sgns_loss_and_grads(torch.zeros(3), torch.zeros(4), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="dim"):
+        SkipGramNS(10, 0)
+    model = SkipGramNS(10, 4)
+    with pytest.raises(ValueError, match=r"negatives must lie in \[0, vocab_size=10\)"):
+        model(torch.tensor([0]), torch.tensor([1]), torch.tensor([[10]]))
+    with pytest.raises(ValueError, match="batch size"):
+        model(torch.tensor([0, 1]), torch.tensor([1]), torch.tensor([[2]]))
+    with pytest.raises(ValueError, match="window"):
+        skipgram_pairs([1, 2, 3], window=0)
+    with pytest.raises(ValueError, match="at least 2 tokens"):
+        skipgram_pairs([1], window=2)
+    with pytest.raises(ValueError, match="t must be > 0"):
+        keep_probabilities([1, 2], t=0)
+    with pytest.raises(ValueError, match="power"):
+        NegativeSampler([1, 2], power=-1)
+    with pytest.raises(ValueError, match="k must be an int >= 1"):
+        shifted_pmi(torch.ones(2, 2), k=0)
+    with pytest.raises(ValueError, match="idx"):
+        most_similar(torch.ones(3, 2), 3)
