@@ -7,3 +7,13 @@ __all__ = ["GPT", "GPTConfig"]
 from .word2vec import NegativeSampler, SkipGramNS  # noqa: E402
 
 __all__ += ["NegativeSampler", "SkipGramNS"]
+
+from .bert import (  # noqa: E402
+    BERT,
+    BERTConfig,
+    BERTForMaskedLM,
+    BERTForSequenceClassification,
+    mask_tokens,
+)
+
+__all__ += ["BERT", "BERTConfig", "BERTForMaskedLM", "BERTForSequenceClassification", "mask_tokens"]
