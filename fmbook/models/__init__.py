@@ -17,3 +17,7 @@ from .bert import (  # noqa: E402
 )
 
 __all__ += ["BERT", "BERTConfig", "BERTForMaskedLM", "BERTForSequenceClassification", "mask_tokens"]
+
+from .lstm_seq2seq import LSTMSeq2Seq  # noqa: E402
+
+__all__ += ["LSTMSeq2Seq"]

@@ -1,0 +1,198 @@
+"""An LSTM encoder-decoder (Sutskever et al. 2014) for sequence-to-sequence tasks.
+
+The encoder reads the source (embedding + LSTM) and its **final (h, c) state initialises
+the decoder**, which then predicts the target one token at a time. Training uses teacher
+forcing: the decoder reads the gold target shifted right (``tgt_in = [BOS, y1, ..., y_{n-1}]``)
+and is scored on ``tgt_out = [y1, ..., y_n, EOS]`` with ``cross_entropy(...,
+ignore_index=pad_id)`` on *integer* class ids (:func:`seq2seq_loss`).
+
+What this fixes
+---------------
+The code example of the book's source outline had two bugs that this module avoids:
+
+1. **The decoder was not conditioned on the source.** Its LSTM started from the default zero
+   state instead of the encoder's final ``(h, c)``, so it was a language model of the targets
+   that never saw the input: it can learn the target distribution but cannot translate.
+   Here ``forward`` passes the encoder state to the decoder; ``tests/test_lstm_seq2seq.py``
+   checks that changing the source changes the logits.
+2. **The targets were one-hot float vectors.** ``cross_entropy`` with float targets treats
+   them as class *probabilities*; combined with padding this trained on pad positions and
+   wasted memory (a ``V``-wide vector per token). The loss here takes integer ids and
+   ``ignore_index=pad_id``, so padded positions contribute nothing.
+
+Padding
+-------
+Sources are right-padded. ``src_pad_mask`` is a boolean ``(B, T_src)`` tensor that is
+**True for real tokens** (the ``fmbook.nn`` convention, as made by
+:func:`fmbook.nn.attention.padding_mask`); if it is omitted it is ``src != pad_id``. The
+encoder packs the embedded sources with ``pack_padded_sequence``, so each row's final state
+is taken after its *last real token*, not after the padding. Padded target positions are
+handled by the loss (``ignore_index``); the decoder may run over them harmlessly because
+LSTMs are causal.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.utils.rnn import pack_padded_sequence
+
+
+def seq2seq_loss(logits: torch.Tensor, tgt_out: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """Mean cross-entropy over non-pad target positions: ``logits`` (B, T, V) and integer
+    targets ``tgt_out`` (B, T)."""
+    if logits.dim() != 3 or tgt_out.shape != logits.shape[:2]:
+        raise ValueError(
+            f"logits must be (B, T, V) and tgt_out (B, T), got {tuple(logits.shape)} and "
+            f"{tuple(tgt_out.shape)}"
+        )
+    if tgt_out.dtype.is_floating_point or tgt_out.dtype == torch.bool:
+        raise ValueError(
+            f"tgt_out must hold integer class ids (not one-hot/float targets), got {tgt_out.dtype}"
+        )
+    return F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=pad_id)
+
+
+def _check_tokens(name: str, ids, vocab_size: int) -> None:
+    if not torch.is_tensor(ids) or ids.dtype.is_floating_point or ids.dtype == torch.bool:
+        raise ValueError(f"{name} must be an integer tensor of token ids, got {ids!r:.80}")
+    if ids.dim() != 2 or ids.shape[1] == 0:
+        raise ValueError(f"{name} must have shape (B, T) with T >= 1, got {tuple(ids.shape)}")
+    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise ValueError(f"{name} ids must lie in [0, vocab_size={vocab_size})")
+
+
+class LSTMSeq2Seq(nn.Module):
+    """Embedding + LSTM encoder, embedding + LSTM decoder started from the encoder's final
+    ``(h, c)``, and a linear head to target-vocabulary logits.
+
+    ``forward(src, tgt_in, src_pad_mask=None) -> logits (B, T_tgt, tgt_vocab_size)``;
+    :meth:`translate` decodes greedily.
+    """
+
+    def __init__(
+        self,
+        src_vocab_size: int,
+        tgt_vocab_size: int,
+        emb_dim: int = 64,
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        pad_id: int = 0,
+    ):
+        super().__init__()
+        for name, value in (
+            ("src_vocab_size", src_vocab_size),
+            ("tgt_vocab_size", tgt_vocab_size),
+            ("emb_dim", emb_dim),
+            ("hidden_size", hidden_size),
+            ("num_layers", num_layers),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
+        if not isinstance(pad_id, int) or not 0 <= pad_id < min(src_vocab_size, tgt_vocab_size):
+            raise ValueError(f"pad_id must be an int id in both vocabularies, got {pad_id!r}")
+        self.src_vocab_size, self.tgt_vocab_size, self.pad_id = (
+            src_vocab_size,
+            tgt_vocab_size,
+            pad_id,
+        )
+        between = dropout if num_layers > 1 else 0.0  # nn.LSTM drops only between layers
+        self.src_embed = nn.Embedding(src_vocab_size, emb_dim, padding_idx=pad_id)
+        self.tgt_embed = nn.Embedding(tgt_vocab_size, emb_dim, padding_idx=pad_id)
+        self.encoder = nn.LSTM(emb_dim, hidden_size, num_layers, batch_first=True, dropout=between)
+        self.decoder = nn.LSTM(emb_dim, hidden_size, num_layers, batch_first=True, dropout=between)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size, tgt_vocab_size)
+
+    # ------------------------------------------------------------------ encoder
+
+    def _lengths(self, src: torch.Tensor, src_pad_mask) -> torch.Tensor:
+        mask = src != self.pad_id if src_pad_mask is None else src_pad_mask
+        if not torch.is_tensor(mask) or mask.dtype != torch.bool or mask.shape != src.shape:
+            raise ValueError(
+                f"src_pad_mask must be a bool tensor of the shape of src {tuple(src.shape)}, "
+                "True for real tokens"
+            )
+        if not mask[:, 0].all():  # right padding: every row starts with a real token
+            raise ValueError(
+                "every source needs at least one real token; src_pad_mask must be True for real "
+                "tokens (the fmbook.nn convention), not for padding"
+            )
+        lengths = mask.sum(1)
+        positions = torch.arange(src.shape[1], device=src.device)
+        if not torch.equal(mask, positions < lengths[:, None]):
+            raise ValueError("sources must be right-padded: src_pad_mask must be True, then False")
+        return lengths
+
+    def encode(self, src: torch.Tensor, src_pad_mask: torch.Tensor | None = None):
+        """The encoder's final ``(h, c)``, each ``(num_layers, B, hidden_size)``, taken after
+        each source's last real token."""
+        _check_tokens("src", src, self.src_vocab_size)
+        lengths = self._lengths(src, src_pad_mask)
+        embedded = self.dropout(self.src_embed(src))
+        packed = pack_padded_sequence(
+            embedded, lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
+        _, (h, c) = self.encoder(packed)
+        return h, c
+
+    # ------------------------------------------------------------------ decoder
+
+    def decode(self, tgt_in: torch.Tensor, state):
+        """Run the decoder from ``state`` over ``tgt_in``; returns ``(logits, new_state)``."""
+        _check_tokens("tgt_in", tgt_in, self.tgt_vocab_size)
+        out, state = self.decoder(self.dropout(self.tgt_embed(tgt_in)), state)
+        return self.head(self.dropout(out)), state
+
+    def forward(self, src, tgt_in, src_pad_mask=None) -> torch.Tensor:
+        """Teacher-forced logits ``(B, T_tgt, tgt_vocab_size)``, conditioned on ``src``."""
+        _check_tokens("src", src, self.src_vocab_size)
+        _check_tokens("tgt_in", tgt_in, self.tgt_vocab_size)
+        if src.shape[0] != tgt_in.shape[0]:
+            raise ValueError(
+                f"src and tgt_in must share the batch size, got {src.shape[0]} and {tgt_in.shape[0]}"
+            )
+        logits, _ = self.decode(tgt_in, self.encode(src, src_pad_mask))
+        return logits
+
+    def loss(self, src, tgt_in, tgt_out, src_pad_mask=None) -> torch.Tensor:
+        """Teacher-forced :func:`seq2seq_loss` (pad positions of ``tgt_out`` ignored)."""
+        return seq2seq_loss(self(src, tgt_in, src_pad_mask), tgt_out, self.pad_id)
+
+    @torch.no_grad()
+    def translate(
+        self, src, max_len: int, bos_id: int, eos_id: int, src_pad_mask=None
+    ) -> torch.Tensor:
+        """Greedy decoding: start from ``bos_id``, feed back the arg-max token, stop a row at
+        ``eos_id``. Returns ``(B, <= max_len)`` ids without the BOS; each row ends with its
+        EOS (if produced within ``max_len``) followed by ``pad_id``. Runs in eval mode
+        (dropout off) and restores the previous mode."""
+        if not isinstance(max_len, int) or max_len < 1:
+            raise ValueError(f"max_len must be an int >= 1, got {max_len!r}")
+        for name, value in (("bos_id", bos_id), ("eos_id", eos_id)):
+            if not isinstance(value, int) or not 0 <= value < self.tgt_vocab_size:
+                raise ValueError(
+                    f"{name} must be an id in [0, {self.tgt_vocab_size}), got {value!r}"
+                )
+        was_training = self.training
+        self.eval()
+        try:
+            state = self.encode(src, src_pad_mask)
+            token = torch.full((src.shape[0], 1), bos_id, dtype=torch.long, device=src.device)
+            done = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
+            out = []
+            for _ in range(max_len):
+                logits, state = self.decode(token, state)
+                token = logits[:, -1].argmax(-1, keepdim=True)
+                token[done] = self.pad_id
+                out.append(token)
+                done |= token.squeeze(1) == eos_id
+                if done.all():
+                    break
+            return torch.cat(out, dim=1)
+        finally:
+            self.train(was_training)
