@@ -188,8 +188,8 @@ def test_full_batch_sgns_converges_to_shifted_pmi(power):
         assert torch.allclose(target, shifted_pmi(counts, k=3))
     assert target.max() - target.min() > 1.5  # the corpus has structure worth recovering
     model = SkipGramNS(8, 8).double()
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
-    for _ in range(2000):
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    for _ in range(600):
         optimizer.zero_grad()
         model.expected_loss(counts, k=3, noise=noise).backward()
         optimizer.step()
@@ -205,8 +205,8 @@ def test_sampled_sgns_correlates_with_shifted_pmi():
     target = shifted_pmi(cooccurrence_matrix(centers, contexts, 8), k=3)
     sampler = NegativeSampler(torch.bincount(contexts), power=1.0, generator=g)
     model = SkipGramNS(8, 8)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    for _ in range(1500):
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
+    for _ in range(800):
         i = torch.randint(0, len(centers), (512,), generator=g)
         optimizer.zero_grad()
         model(centers[i], contexts[i], sampler.sample(512, 3)).backward()
@@ -242,3 +242,41 @@ def test_bad_input_is_rejected():
         shifted_pmi(torch.ones(2, 2), k=0)
     with pytest.raises(ValueError, match="idx"):
         most_similar(torch.ones(3, 2), 3)
+
+
+# ---------------------------------------------------------------------------- Lightning task
+
+
+def test_datamodule_batches_pairs_with_negatives():
+    from fmbook.tasks.skipgram import SkipGramDataModule
+
+    ids = two_topic_corpus(n_blocks=10)
+    dm = SkipGramDataModule(ids, 16, window=2, negatives=4, batch_size=32, subsample_t=0.05)
+    dm.setup()
+    center, context, negatives = next(iter(dm.train_dataloader()))
+    assert center.shape == context.shape == (32,) and negatives.shape == (32, 4)
+    assert negatives.dtype == torch.long and 0 <= negatives.min() and negatives.max() < 16
+    assert dm.val_dataloader() == []  # no val_ids: Lightning skips validation
+    assert len(dm.train_pairs) < 4 * len(ids)  # subsampling dropped some tokens
+    with pytest.raises(ValueError, match=r"train_ids must hold >= 2 ids in \[0, vocab_size=8\)"):
+        SkipGramDataModule(ids, 8)
+
+
+@pytest.mark.parametrize("optimizer", ["sparse_adam", "adam"])
+def test_skipgram_task_lowers_the_loss(optimizer):
+    from fmbook.tasks import evaluate, make_trainer
+    from fmbook.tasks.skipgram import SkipGram, SkipGramDataModule
+
+    torch.manual_seed(0)
+    ids = two_topic_corpus()
+    dm = SkipGramDataModule(
+        ids, 16, val_ids=two_topic_corpus(seed=1)[:800], window=2, batch_size=256
+    )
+    task = SkipGram(16, 10, lr=0.02, optimizer=optimizer)
+    before = evaluate(task, dm)
+    assert before == pytest.approx(6 * math.log(2), abs=1e-3)  # U starts at zero: (K+1) log 2
+    make_trainer(max_steps=40, val_every=40).fit(task, dm)
+    assert evaluate(task, dm) < 0.75 * before
+    assert task.word_vectors().shape == (16, 10)
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        SkipGram(16, 10, optimizer="sgd")
