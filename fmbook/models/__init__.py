@@ -21,3 +21,7 @@ __all__ += ["BERT", "BERTConfig", "BERTForMaskedLM", "BERTForSequenceClassificat
 from .lstm_seq2seq import LSTMSeq2Seq  # noqa: E402
 
 __all__ += ["LSTMSeq2Seq"]
+
+from .transformer import Seq2SeqConfig, Transformer  # noqa: E402
+
+__all__ += ["Seq2SeqConfig", "Transformer"]
