@@ -196,3 +196,75 @@ def test_bad_configs_and_labels():
         BERTForSequenceClassification(tiny(), 3)(random_ids(), labels=torch.tensor([0, 1, 3]))
     with pytest.raises(ValueError, match="labels"):
         BERTForMaskedLM(tiny())(random_ids(), labels=torch.zeros(3, 9, dtype=torch.long))
+
+
+# ---------------------------------------------------------------------------- Lightning tasks
+
+
+def repeated(n: int, T: int = 12, seed: int = 0) -> torch.Tensor:
+    """[CLS] then one ordinary id (3..19) repeated T - 1 times: a masked token can be read off
+    any unmasked neighbour."""
+    token = torch.randint(3, 20, (n, 1), generator=torch.Generator().manual_seed(seed))
+    return torch.cat((torch.full((n, 1), CLS), token.expand(n, T - 1)), dim=1)
+
+
+def datamodule(train, val, batch_size=32):
+    from lightning import LightningDataModule
+    from torch.utils.data import TensorDataset
+
+    return LightningDataModule.from_datasets(
+        train_dataset=TensorDataset(*train), val_dataset=TensorDataset(*val), batch_size=batch_size
+    )
+
+
+def test_masked_lm_task_lowers_the_masked_token_loss():
+    from fmbook.tasks import History, MaskedLM, evaluate, make_trainer
+
+    torch.manual_seed(0)
+    task = MaskedLM(
+        BERTForMaskedLM(tiny(d_model=32)),
+        mask_id=MASK,
+        vocab_size=20,
+        special_ids=(PAD, CLS),
+        lr=3e-3,
+        warmup_steps=5,
+        max_steps=60,
+    )
+    dm = datamodule((repeated(512),), (repeated(128, seed=1),))
+    before = evaluate(task, dm)
+    assert abs(before - math.log(20)) < 0.5
+    assert evaluate(task, dm) == pytest.approx(before)  # fixed validation masks
+    history = History(every=5)
+    make_trainer(max_steps=60, val_every=16, callbacks=[history]).fit(task, dm)
+    after = evaluate(task, dm)
+    assert after < before - 1.0
+    assert evaluate(task, dm, metric="val_acc") > 0.3  # chance is 1/17
+    assert history.val().loss.is_monotonic_decreasing
+
+
+def test_masked_lm_task_rejects_bad_masking_arguments():
+    from fmbook.tasks import MaskedLM
+
+    with pytest.raises(ValueError, match="mask_id"):
+        MaskedLM(BERTForMaskedLM(tiny()), mask_id=20, vocab_size=20)
+    with pytest.raises(ValueError, match="lr"):
+        MaskedLM(BERTForMaskedLM(tiny()), mask_id=MASK, vocab_size=20, lr=0.0)
+
+
+def test_sequence_classification_task_learns():
+    from fmbook.tasks import SequenceClassification, evaluate, make_trainer
+
+    torch.manual_seed(0)
+
+    def data(n, seed):  # label: does token 3 occur?
+        ids = random_ids(B=n, T=8, seed=seed, low=3, high=12)
+        ids[:, 0] = CLS
+        return ids, (ids == 3).any(dim=1).long()
+
+    model = BERTForSequenceClassification(tiny(d_model=32), n_classes=2, pooling="mean")
+    task = SequenceClassification(model, lr=3e-3, warmup_steps=5, max_steps=60)
+    dm = datamodule(data(512, 0), data(256, 1))
+    before = evaluate(task, dm)
+    make_trainer(max_steps=60, val_every=60).fit(task, dm)
+    assert evaluate(task, dm) < before - 0.3
+    assert evaluate(task, dm, metric="val_acc") > 0.85

@@ -168,3 +168,54 @@ def test_bad_configs():
         tiny(positions="rope")
     with pytest.raises(ValueError, match="divisible"):
         tiny(d_model=33)
+
+
+# ---------------------------------------------------------------------------- Lightning task
+
+
+def reversal_datamodule():
+    from lightning import LightningDataModule
+    from torch.utils.data import TensorDataset
+
+    train = reversal_batch(512, torch.Generator().manual_seed(10))
+    val = reversal_batch(128, torch.Generator().manual_seed(11))
+    return LightningDataModule.from_datasets(
+        train_dataset=TensorDataset(*train), val_dataset=TensorDataset(*val), batch_size=32
+    )
+
+
+@pytest.mark.parametrize("kind", ["transformer", "lstm"])
+def test_seq2seq_task_lowers_the_loss(kind):
+    from fmbook.tasks import Seq2Seq, evaluate, make_trainer
+
+    torch.manual_seed(0)
+    if kind == "transformer":
+        model = Transformer(tiny())
+    else:
+        from fmbook.models import LSTMSeq2Seq
+
+        model = LSTMSeq2Seq(V, V, emb_dim=16, hidden_size=32, pad_id=PAD)
+    task = Seq2Seq(model, pad_id=PAD, lr=5e-3, warmup_steps=5, max_steps=50, weight_decay=0.0)
+    dm = reversal_datamodule()
+    before = evaluate(task, dm)
+    make_trainer(max_steps=50, val_every=50).fit(task, dm)
+    after = evaluate(task, dm)
+    assert after < before - 0.5
+    assert 0.0 <= evaluate(task, dm, metric="val_acc") <= 1.0
+
+
+@pytest.mark.filterwarnings(r"ignore:You are trying to `self.log\(\)`")
+def test_seq2seq_task_accepts_split_targets_and_checks_batches():
+    from fmbook.tasks import Seq2Seq
+
+    torch.manual_seed(0)
+    task = Seq2Seq(Transformer(tiny()), pad_id=PAD)
+    src, tgt = reversal_batch(4, torch.Generator().manual_seed(0))
+    loss = task.training_step((src, tgt), 0)
+    torch.testing.assert_close(task.training_step((src, tgt[:, :-1], tgt[:, 1:]), 0), loss)
+    with pytest.raises(ValueError, match="batch"):
+        task.training_step((src,), 0)
+    with pytest.raises(ValueError, match="pad_id"):
+        Seq2Seq(Transformer(tiny()), pad_id=-1)
+    with pytest.raises(ValueError, match="model"):
+        Seq2Seq("transformer")

@@ -1,0 +1,42 @@
+"""Sequence classification (e.g. sentiment) as a LightningModule."""
+
+from __future__ import annotations
+
+import torch.nn as nn
+
+from .seq2seq import AdamWCosineTask
+
+
+class SequenceClassification(AdamWCosineTask):
+    """Train a ``model(ids, labels) -> (logits (B, K), loss)`` such as
+    :class:`~fmbook.models.bert.BERTForSequenceClassification` on batches ``(ids, labels)``.
+
+    Logs ``train_loss``, and ``val_loss`` and ``val_acc`` as exact means over all validation
+    examples. Optimiser and schedule: :class:`~.seq2seq.AdamWCosineTask`.
+    """
+
+    def __init__(self, model: nn.Module, **kwargs):
+        super().__init__(model, **kwargs)
+
+    def forward(self, ids, labels=None):
+        return self.model(ids, labels)
+
+    @staticmethod
+    def _split(batch):
+        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+            raise ValueError("a SequenceClassification batch must be (ids, labels)")
+        return batch
+
+    def training_step(self, batch, batch_idx):
+        ids, labels = self._split(batch)
+        _, loss = self.model(ids, labels)
+        self.log("train_loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        ids, labels = self._split(batch)
+        logits, loss = self.model(ids, labels)
+        accuracy = (logits.argmax(-1) == labels).float().mean()
+        self.log("val_loss", loss, prog_bar=True, batch_size=len(labels))
+        self.log("val_acc", accuracy, batch_size=len(labels))
+        return loss
