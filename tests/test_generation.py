@@ -192,3 +192,28 @@ def test_beam_search_rejects_bad_arguments(kwargs, match):
     } | kwargs
     with pytest.raises(ValueError, match=match):
         beam_search(**args)
+
+
+def test_searches_drive_a_decoder_only_model_through_a_closure():
+    from fmbook.models import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=11, block_size=16, n_layer=1, n_head=2, n_embd=16)).eval()
+
+    def step(prefixes):  # decoder-only: the whole prefix goes through the model
+        return model(prefixes)[0][:, -1].log_softmax(-1)
+
+    start = torch.tensor([[1, 2], [3, 4]])
+    sampled = model.generate(start, 6, top_k=1)  # top-1 sampling is greedy decoding
+    assert torch.equal(greedy_search(step, start, max_len=6), sampled)
+    beam, scores = beam_search(step, start, beam_size=1, max_len=6, length_penalty=0.0)
+    assert torch.equal(beam, sampled)
+    wide, wide_scores = beam_search(step, start, beam_size=4, max_len=6, length_penalty=0.0)
+    assert wide.shape == (2, 8)
+    logp = step_all(model, wide)[:, 1:-1].gather(-1, wide[:, 2:, None]).squeeze(-1)  # (2, 6)
+    torch.testing.assert_close(wide_scores, logp.sum(dim=1), atol=1e-4, rtol=1e-4)
+
+
+def step_all(model, seqs):
+    """Log-probs of the next token at every position of seqs: (B, T) -> (B, T, V)."""
+    return model(seqs)[0].log_softmax(-1)
