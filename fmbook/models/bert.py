@@ -283,9 +283,8 @@ def mask_tokens(
     selected = (uniform() < p) & maskable
     labels = ids.masked_fill(~selected, -100)
     action = uniform()  # [0, 0.8): mask, [0.8, 0.9): random, [0.9, 1): keep
-    pool = torch.tensor(
-        [i for i in range(vocab_size) if i not in set(specials.tolist())], device=device
-    )
+    every_id = torch.arange(vocab_size, device=device)
+    pool = every_id[~torch.isin(every_id, specials)]  # ordinary ids, for random replacements
     random_ids = pool[torch.randint(len(pool), ids.shape, generator=generator, device=device)]
     inputs = torch.where(selected & (action < 0.8), torch.full_like(ids, mask_id), ids)
     inputs = torch.where(selected & (action >= 0.8) & (action < 0.9), random_ids, inputs)
