@@ -1,17 +1,24 @@
 """Lightning tasks: a plain ``nn.Module`` model plus its loss, optimiser and schedule."""
 
+from .base import AdamWCosineTask
 from .causal_lm import CausalLM
+from .classification import SequenceClassification
+from .masked_lm import MaskedLM
 from .schedules import warmup_cosine
+from .seq2seq import Seq2Seq
+from .skipgram import SkipGram, SkipGramDataModule
 from .trainer import History, evaluate, make_trainer
 
-__all__ = ["CausalLM", "History", "evaluate", "make_trainer", "warmup_cosine"]
-
-from .skipgram import SkipGram, SkipGramDataModule  # noqa: E402
-
-__all__ += ["SkipGram", "SkipGramDataModule"]
-
-from .classification import SequenceClassification  # noqa: E402
-from .masked_lm import MaskedLM  # noqa: E402
-from .seq2seq import AdamWCosineTask, Seq2Seq  # noqa: E402
-
-__all__ += ["AdamWCosineTask", "MaskedLM", "Seq2Seq", "SequenceClassification"]
+__all__ = [
+    "AdamWCosineTask",
+    "CausalLM",
+    "History",
+    "MaskedLM",
+    "Seq2Seq",
+    "SequenceClassification",
+    "SkipGram",
+    "SkipGramDataModule",
+    "evaluate",
+    "make_trainer",
+    "warmup_cosine",
+]

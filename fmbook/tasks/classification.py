@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from .seq2seq import AdamWCosineTask
+from .base import AdamWCosineTask
 
 
 class SequenceClassification(AdamWCosineTask):
@@ -12,7 +12,7 @@ class SequenceClassification(AdamWCosineTask):
     :class:`~fmbook.models.bert.BERTForSequenceClassification` on batches ``(ids, labels)``.
 
     Logs ``train_loss``, and ``val_loss`` and ``val_acc`` as exact means over all validation
-    examples. Optimiser and schedule: :class:`~.seq2seq.AdamWCosineTask`.
+    examples. Optimiser and schedule: :class:`~.base.AdamWCosineTask`.
     """
 
     def __init__(self, model: nn.Module, **kwargs):

@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from ..models.bert import mask_tokens
-from .seq2seq import AdamWCosineTask
+from .base import AdamWCosineTask
 
 
 class MaskedLM(AdamWCosineTask):
@@ -25,7 +25,7 @@ class MaskedLM(AdamWCosineTask):
     The loss is the cross-entropy over the masked positions only. Logs ``train_loss``, and
     ``val_loss`` and ``val_acc`` (accuracy of the prediction at masked positions) as exact
     means over all masked validation tokens. Optimiser and schedule:
-    :class:`~.seq2seq.AdamWCosineTask`.
+    :class:`~.base.AdamWCosineTask`.
     """
 
     def __init__(

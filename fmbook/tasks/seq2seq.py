@@ -1,81 +1,12 @@
-"""Sequence-to-sequence training (translation) with teacher forcing, as a LightningModule.
-
-Also home of :class:`AdamWCosineTask`, the optimiser and schedule shared by the tasks of
-this package that wrap a ready-made model (:class:`Seq2Seq`, :class:`~.masked_lm.MaskedLM`,
-:class:`~.classification.SequenceClassification`); it matches
-:class:`~.causal_lm.CausalLM`.
-"""
+"""Sequence-to-sequence training (translation) with teacher forcing, as a LightningModule."""
 
 from __future__ import annotations
 
-from functools import partial
-
-import lightning as L
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .schedules import warmup_cosine
-
-
-class AdamWCosineTask(L.LightningModule):
-    """A LightningModule around ``self.model`` with the book's optimiser: AdamW with weight
-    decay on matrices only (not on biases, norms), linear warm-up then cosine decay of the
-    learning rate to ``min_lr_ratio * lr`` at ``max_steps`` (stepped every batch)."""
-
-    def __init__(
-        self,
-        model: nn.Module,
-        *,
-        lr: float = 1e-3,
-        weight_decay: float = 0.1,
-        betas: tuple[float, float] = (0.9, 0.99),
-        warmup_steps: int = 100,
-        max_steps: int = 5000,
-        min_lr_ratio: float = 0.1,
-        **hparams,
-    ):
-        super().__init__()
-        if not isinstance(model, nn.Module):
-            raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr!r}")
-        if not weight_decay >= 0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
-        warmup_cosine(0, warmup_steps=warmup_steps, max_steps=max_steps, min_ratio=min_lr_ratio)
-        self.save_hyperparameters(
-            {
-                "model_class": type(model).__name__,
-                "lr": lr,
-                "weight_decay": weight_decay,
-                "betas": tuple(betas),
-                "warmup_steps": warmup_steps,
-                "max_steps": max_steps,
-                "min_lr_ratio": min_lr_ratio,
-                **hparams,
-            }
-        )
-        self.model = model
-
-    def configure_optimizers(self):
-        hp = self.hparams
-        params = [p for p in self.parameters() if p.requires_grad]
-        groups = [
-            {"params": [p for p in params if p.dim() >= 2], "weight_decay": hp.weight_decay},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-        ]
-        optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=hp.betas, fused=True)
-        schedule = partial(
-            warmup_cosine,
-            warmup_steps=hp.warmup_steps,
-            max_steps=hp.max_steps,
-            min_ratio=hp.min_lr_ratio,
-        )
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+from .base import AdamWCosineTask
 
 
 class Seq2Seq(AdamWCosineTask):
@@ -90,7 +21,7 @@ class Seq2Seq(AdamWCosineTask):
     ``src_pad_mask = src != pad_id`` is passed to the model and pad targets are ignored.
 
     Logs ``train_loss``, and ``val_loss`` and ``val_acc`` (token accuracy) as exact means
-    over all non-pad target tokens. Optimiser and schedule: :class:`AdamWCosineTask`.
+    over all non-pad target tokens. Optimiser and schedule: :class:`~.base.AdamWCosineTask`.
     """
 
     def __init__(self, model: nn.Module, *, pad_id: int = 0, **kwargs):
