@@ -30,7 +30,7 @@ PARTS = [
     ("7 Trends and challenges", "chapters/7-trends/index"),
 ]
 FRONT_MATTER = ["book/how-to-use", "book/setup", "book/course-guide"]
-BACK_MATTER = ["book/tools", "book/faq", "book/references", "book/glossary"]
+BACK_MATTER = ["book/tools", "book/performance", "book/faq", "book/references", "book/glossary"]
 
 
 def load_yaml(name: str) -> dict:
