@@ -21,6 +21,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..nn import LayerNorm, LearnedPositionalEmbedding, TransformerBlock
+from .config_checks import (
+    require_divisible,
+    require_dropout,
+    require_optional_id,
+    require_positive_ints,
+)
 
 
 @dataclass
@@ -43,25 +49,12 @@ class BERTConfig:
     bias: bool = True
 
     def __post_init__(self):
-        for field in ("vocab_size", "max_len", "n_layer", "n_head", "d_model"):
-            value = getattr(self, field)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{field} must be a positive int, got {value!r}")
-        if self.d_model % self.n_head:
-            raise ValueError(
-                f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})"
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        require_positive_ints(self, "vocab_size", "max_len", "n_layer", "n_head", "d_model")
+        require_divisible(self, "d_model", "n_head")
+        require_dropout(self)
         if not isinstance(self.n_segments, int) or self.n_segments < 0:
             raise ValueError(f"n_segments must be an int >= 0, got {self.n_segments!r}")
-        if self.pad_id is not None and not (
-            isinstance(self.pad_id, int) and 0 <= self.pad_id < self.vocab_size
-        ):
-            raise ValueError(
-                f"pad_id must be None or an id in [0, vocab_size={self.vocab_size}), "
-                f"got {self.pad_id!r}"
-            )
+        require_optional_id(self, "pad_id", "vocab_size")
 
 
 def _init_weights(module: nn.Module) -> None:

@@ -15,6 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .config_checks import require_divisible, require_dropout, require_positive_ints
+
 
 @dataclass
 class GPTConfig:
@@ -27,14 +29,9 @@ class GPTConfig:
     bias: bool = True
 
     def __post_init__(self):
-        for field in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, field)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{field} must be a positive int, got {value!r}")
-        if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        require_positive_ints(self, "vocab_size", "block_size", "n_layer", "n_head", "n_embd")
+        require_divisible(self, "n_embd", "n_head")
+        require_dropout(self)
 
 
 class CausalSelfAttention(nn.Module):

@@ -40,6 +40,12 @@ from ..nn import (
     SinusoidalPositionalEncoding,
     TransformerBlock,
 )
+from .config_checks import (
+    require_divisible,
+    require_dropout,
+    require_optional_id,
+    require_positive_ints,
+)
 
 
 @dataclass
@@ -61,7 +67,8 @@ class Seq2SeqConfig:
     bias: bool = True
 
     def __post_init__(self):
-        for field in (
+        require_positive_ints(
+            self,
             "src_vocab_size",
             "tgt_vocab_size",
             "max_len",
@@ -69,16 +76,9 @@ class Seq2SeqConfig:
             "n_decoder_layers",
             "n_head",
             "d_model",
-        ):
-            value = getattr(self, field)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{field} must be a positive int, got {value!r}")
-        if self.d_model % self.n_head:
-            raise ValueError(
-                f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})"
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        )
+        require_divisible(self, "d_model", "n_head")
+        require_dropout(self)
         if self.positions not in ("sinusoidal", "learned"):
             raise ValueError(f"positions must be 'sinusoidal' or 'learned', got {self.positions!r}")
         if self.share_embeddings and self.src_vocab_size != self.tgt_vocab_size:
@@ -86,13 +86,7 @@ class Seq2SeqConfig:
                 "share_embeddings needs src_vocab_size == tgt_vocab_size, got "
                 f"{self.src_vocab_size} and {self.tgt_vocab_size}"
             )
-        if self.pad_id is not None and not (
-            isinstance(self.pad_id, int) and 0 <= self.pad_id < self.src_vocab_size
-        ):
-            raise ValueError(
-                f"pad_id must be None or an id in [0, src_vocab_size={self.src_vocab_size}), "
-                f"got {self.pad_id!r}"
-            )
+        require_optional_id(self, "pad_id", "src_vocab_size")
 
 
 def _describe(x) -> str:
