@@ -36,32 +36,10 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fmbook.models import GPT, GPTConfig  # noqa: E402
+from fmbook.models.hf_gpt2 import to_hf_gpt2  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gpt.json"
 PENDING = "fmbook's KV-cached generation is pending: fmbook.models.GPT.generate recomputes the whole context each step"
-
-
-def hf_gpt2(cfg: GPTConfig):
-    """``GPT2LMHeadModel`` with the architecture of ``GPT(cfg)`` (see tests/test_gpt_hf_parity.py)."""
-    import transformers
-
-    config = transformers.GPT2Config(
-        vocab_size=cfg.vocab_size,
-        n_positions=cfg.block_size,
-        n_embd=cfg.n_embd,
-        n_layer=cfg.n_layer,
-        n_head=cfg.n_head,
-        activation_function="gelu",
-        layer_norm_epsilon=1e-5,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        tie_word_embeddings=True,
-        bos_token_id=None,  # GPT-2's 50256 lies outside a 65-token vocabulary
-        eos_token_id=None,  # and no end token: every run generates all new tokens
-    )
-    config._attn_implementation = "sdpa"
-    return transformers.GPT2LMHeadModel(config)
 
 
 def train_step_fn(model, optimizer, is_hf: bool):
@@ -83,7 +61,8 @@ def train_step_fn(model, optimizer, is_hf: bool):
 
 def bench_training(cfg: GPTConfig, batch: int, steps: int, reps: int, warmup: int) -> dict:
     torch.manual_seed(0)
-    models = {"fmbook": GPT(cfg), "hf": hf_gpt2(cfg)}
+    gpt = GPT(cfg)
+    models = {"fmbook": gpt, "hf": to_hf_gpt2(gpt, "sdpa")}  # same weights
     steps_of = {}
     for name, model in models.items():
         model.train()
@@ -119,7 +98,8 @@ def bench_training(cfg: GPTConfig, batch: int, steps: int, reps: int, warmup: in
 @torch.no_grad()
 def bench_generation(cfg: GPTConfig, prompt_len: int, new_tokens: int, reps: int) -> dict:
     torch.manual_seed(0)
-    ours, hf = GPT(cfg).eval(), hf_gpt2(cfg).eval()
+    ours = GPT(cfg).eval()
+    hf = to_hf_gpt2(ours, "sdpa").eval()  # same weights
     prompt = torch.randint(
         0, cfg.vocab_size, (1, prompt_len), generator=torch.Generator().manual_seed(1)
     )

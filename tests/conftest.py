@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -15,3 +16,14 @@ def data_mirror() -> Path:
     if not folder.is_dir():
         pytest.skip(f"no data mirror at {folder}; set FMBOOK_DATA_MIRROR to the mirror folder")
     return folder
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """torch on one thread for a test module, restored afterwards: the test tensors are tiny,
+    and one thread leaves the other core to whatever else runs on the machine.
+    Use it with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -14,12 +14,7 @@ from fmbook.models.bert import (
 PAD, CLS, MASK = 0, 1, 2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(**kwargs) -> BERTConfig:

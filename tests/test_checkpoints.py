@@ -16,12 +16,7 @@ MAX_STEPS = 10  # the full run; its schedule (warm-up, cosine) is set by the tas
 BATCHES_PER_EPOCH = 4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_data() -> DataLoader:

@@ -1,80 +1,36 @@
 """fmbook's GPT computes the same function as Hugging Face's GPT-2 given the same weights."""
 
+import sys
+
 import pytest
 import torch
 
 from fmbook.models import GPT, GPTConfig
+from fmbook.models.hf_gpt2 import to_hf_gpt2
 
-transformers = pytest.importorskip(
+pytest.importorskip(
     "transformers",
     reason="transformers is not installed (pip install -r requirements.txt); "
     "the GPT-2 parity test compares with its GPT2LMHeadModel",
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def hf_twin(cfg: GPTConfig, attn_implementation: str):
-    """A GPT2LMHeadModel with the architecture of ``GPT(cfg)`` and no dropout."""
-    config = transformers.GPT2Config(
-        vocab_size=cfg.vocab_size,
-        n_positions=cfg.block_size,
-        n_embd=cfg.n_embd,
-        n_layer=cfg.n_layer,
-        n_head=cfg.n_head,
-        activation_function="gelu",  # exact (erf) GELU, as F.gelu; GPT-2 itself uses gelu_new
-        layer_norm_epsilon=1e-5,  # nn.LayerNorm's default
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        tie_word_embeddings=True,
-    )
-    config._attn_implementation = attn_implementation
-    return transformers.GPT2LMHeadModel(config)
-
-
-@torch.no_grad()
-def copy_gpt_to_hf(gpt: GPT, hf) -> None:
-    """Copy every weight. GPT-2's Conv1D stores (in, out) matrices, nn.Linear (out, in)."""
-    t = hf.transformer
-    t.wte.weight.copy_(gpt.tok_emb.weight)  # lm_head is tied to wte, as in fmbook
-    t.wpe.weight.copy_(gpt.pos_emb.weight)
-    pairs = [(t.ln_f, gpt.ln_f)]
-    for theirs, ours in zip(t.h, gpt.blocks, strict=True):
-        pairs += [(theirs.ln_1, ours.ln_1), (theirs.ln_2, ours.ln_2)]
-        for conv, linear in (
-            (theirs.attn.c_attn, ours.attn.qkv),  # q, k, v stacked in the same order
-            (theirs.attn.c_proj, ours.attn.proj),
-            (theirs.mlp.c_fc, ours.mlp.fc),
-            (theirs.mlp.c_proj, ours.mlp.proj),
-        ):
-            conv.weight.copy_(linear.weight.T)
-            conv.bias.copy_(linear.bias)
-    for theirs, ours in pairs:  # LayerNorms
-        theirs.weight.copy_(ours.weight)
-        theirs.bias.copy_(ours.bias)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
 def test_gpt_logits_match_hf_gpt2(attn_implementation):
     torch.manual_seed(0)
     cfg = GPTConfig(vocab_size=97, block_size=32, n_layer=2, n_head=4, n_embd=64, bias=True)
-    gpt, hf = GPT(cfg).eval(), hf_twin(cfg, attn_implementation).eval()
-    n_ours = sum(p.numel() for p in gpt.parameters())
-    assert n_ours == sum(p.numel() for p in hf.parameters())  # same architecture, tied head
-    copy_gpt_to_hf(gpt, hf)
+    gpt = GPT(cfg).eval()
     with torch.no_grad():  # make LayerNorms non-trivial, so that a missed copy would show
         for module in gpt.modules():
             if isinstance(module, torch.nn.LayerNorm):
                 module.weight.add_(0.1 * torch.randn_like(module.weight))
                 module.bias.add_(0.1 * torch.randn_like(module.bias))
-    copy_gpt_to_hf(gpt, hf)
+    hf = to_hf_gpt2(gpt, attn_implementation).eval()
+    n_ours = sum(p.numel() for p in gpt.parameters())
+    assert n_ours == sum(p.numel() for p in hf.parameters())  # same architecture, tied head
     idx = torch.randint(0, cfg.vocab_size, (3, cfg.block_size))
     with torch.no_grad():
         ours, _ = gpt(idx)
@@ -89,8 +45,8 @@ def test_gpt_logits_match_hf_gpt2(attn_implementation):
 def test_gpt_loss_matches_hf_gpt2():
     torch.manual_seed(1)
     cfg = GPTConfig(vocab_size=50, block_size=16, n_layer=1, n_head=2, n_embd=32, bias=True)
-    gpt, hf = GPT(cfg).eval(), hf_twin(cfg, "eager").eval()
-    copy_gpt_to_hf(gpt, hf)
+    gpt = GPT(cfg).eval()
+    hf = to_hf_gpt2(gpt, "eager").eval()
     idx = torch.randint(0, cfg.vocab_size, (2, cfg.block_size))
     with torch.no_grad():
         # fmbook takes the shifted targets; HF shifts labels=input_ids itself. Both score
@@ -99,3 +55,13 @@ def test_gpt_loss_matches_hf_gpt2():
         theirs = hf(input_ids=idx, labels=idx).loss
     assert ours.item() > 3.0  # an untrained model: close to ln(50) = 3.9
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
+
+
+def test_to_hf_gpt2_rejects_what_gpt2_cannot_hold(monkeypatch):
+    with pytest.raises(ValueError, match="cfg.bias must be True"):
+        to_hf_gpt2(GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=1, bias=False)))
+    with pytest.raises(ValueError, match="gpt must be an fmbook.models.GPT, got Linear"):
+        to_hf_gpt2(torch.nn.Linear(2, 2))
+    monkeypatch.setitem(sys.modules, "transformers", None)  # as if not installed
+    with pytest.raises(ImportError, match="needs the 'transformers' package"):
+        to_hf_gpt2(GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=1)))

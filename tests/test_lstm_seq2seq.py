@@ -8,12 +8,7 @@ PAD, BOS, EOS = 0, 1, 2
 N_SYMBOLS = 8  # ids 3 .. 10
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def reversal_batch(batch_size, generator, min_len=2, max_len=5):

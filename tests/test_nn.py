@@ -30,13 +30,7 @@ from fmbook.nn import (
 TOL = dict(atol=1e-5, rtol=0.0)  # float32 agreement asked of every fast/slow pair
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The tensors here are tiny: one thread is faster than two that wait for each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(autouse=True)

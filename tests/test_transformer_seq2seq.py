@@ -9,12 +9,7 @@ N_SYMBOLS = 10  # ordinary tokens are 3 .. 12
 V = 3 + N_SYMBOLS
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(**kwargs) -> Seq2SeqConfig:
