@@ -93,7 +93,7 @@ def test_tinyshakespeare_record_has_provenance():
     assert record.path == "tinyshakespeare/input.txt"
     assert record.urls[0].startswith("https://raw.githubusercontent.com/karpathy/char-rnn/")
     assert record.size == 1_115_394 and record.bibtex_key == "karpathy2015charrnn"
-    assert set(data.REGISTRY) == {"tinyshakespeare"}  # fra-eng and fsdd on purpose not yet
+    assert set(data.REGISTRY) == {"tinyshakespeare", "fra-eng"}  # fsdd: see fmbook.data.fsdd
 
 
 def test_record_rejects_bad_fields():

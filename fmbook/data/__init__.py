@@ -1,12 +1,13 @@
 """Data for the book: a registry with provenance, a checked ``fetch``, and per-data-set helpers."""
 
-from . import shakespeare
+from . import fra_eng, shakespeare
 from .registry import (
     REGISTRY,
     ChecksumError,
     DataError,
     Dataset,
     DownloadError,
+    ManualDownloadError,
     UnknownDatasetError,
     fetch,
     lookup,
@@ -20,8 +21,10 @@ __all__ = [
     "DataError",
     "Dataset",
     "DownloadError",
+    "ManualDownloadError",
     "UnknownDatasetError",
     "fetch",
+    "fra_eng",
     "load_shakespeare",
     "lookup",
     "shakespeare",

@@ -14,12 +14,13 @@ Downloads are atomic: the bytes go to a temporary file next to the target, are c
 and only then renamed into place. Whatever goes wrong -- a dropped connection, a wrong
 checksum, Ctrl-C -- no partial or wrong file is left behind.
 
-Note on the data sets that are *not* registered yet: the English-French sentence pairs
-(``fra-eng``, Tatoeba via manythings.org) and the Free Spoken Digit Dataset (``fsdd``)
-have copies in the project's mirror, but those copies are subsets or re-packagings of the
-upstream archives, so no single checksum describes both the mirror file and what a
-reader would download. They will be registered once the loader can verify what is
-stable upstream (for example per-file hashes of the recordings) instead of pretending.
+Data sets without a download URL. The English-French sentence pairs (``fra-eng``) in the
+book are a *derived* file: the first part of the Tatoeba/Anki list, without the upstream
+attribution column. No URL serves those exact bytes, so the record has no URL and a
+``manual`` note instead; :func:`fetch` then raises :class:`ManualDownloadError` (a
+:class:`DownloadError`) that says where the upstream archive is and how the file is
+derived from it. The Free Spoken Digit Dataset is described per recording by a manifest
+(see :mod:`fmbook.data.fsdd`).
 """
 
 from __future__ import annotations
@@ -64,12 +65,17 @@ class DownloadError(DataError):
     """No URL of a data set could be downloaded."""
 
 
+class ManualDownloadError(DownloadError):
+    """The data set has no download URL: the reader has to get (or derive) the file by hand."""
+
+
 @dataclass(frozen=True)
 class Dataset:
     """One data file and its provenance.
 
     ``path`` is the file's place inside the mirror and the cache (``tinyshakespeare/input.txt``);
     ``urls`` are tried in order; ``sha256`` and ``size`` describe the exact bytes.
+    A record without URLs needs ``manual``: how to obtain the file by hand.
     """
 
     name: str
@@ -81,11 +87,15 @@ class Dataset:
     citation: str
     bibtex_key: str
     description: str
+    manual: str = ""
 
     def __post_init__(self):
         object.__setattr__(self, "urls", tuple(self.urls))
-        if not self.urls:
-            raise ValueError(f"data set {self.name!r}: needs at least one URL")
+        if not self.urls and not self.manual:
+            raise ValueError(
+                f"data set {self.name!r}: needs at least one URL, or a manual note on how "
+                "to obtain the file"
+            )
         if len(self.sha256) != 64 or any(c not in "0123456789abcdef" for c in self.sha256):
             raise ValueError(f"data set {self.name!r}: sha256 must be 64 lowercase hex digits")
         parts = PurePosixPath(self.path).parts
@@ -115,7 +125,35 @@ TINY_SHAKESPEARE = Dataset(
     ),
 )
 
-REGISTRY: dict[str, Dataset] = {TINY_SHAKESPEARE.name: TINY_SHAKESPEARE}
+FRA_ENG = Dataset(
+    name="fra-eng",
+    urls=(),
+    sha256="253b377b164d4da0cac71b8ae38487c3e9ac5eedd32aebb4c60a29a958aa79d2",
+    path="fra-eng/fra.txt",
+    size=3_996_875,
+    license="CC-BY 2.0 (France); sentences and translations from tatoeba.org",
+    citation=(
+        "Tatoeba (https://tatoeba.org), English-French sentence pairs as packaged by "
+        "manythings.org (https://www.manythings.org/anki/, fra-eng.zip). Licensed CC-BY 2.0 "
+        "(France); each pair's contributors are listed in the upstream attribution column."
+    ),
+    bibtex_key="tatoeba_fra_eng",
+    description=(
+        "76,036 English<TAB>French sentence pairs, shortest first: the first part of the "
+        "Tatoeba/Anki fra-eng list, without the upstream attribution column."
+    ),
+    manual=(
+        "The book's file is derived from the upstream archive "
+        "https://www.manythings.org/anki/fra-eng.zip (Tatoeba sentences, CC-BY 2.0 France); "
+        "no URL serves these exact bytes. Download the archive, unzip fra.txt, keep the first "
+        "76,036 lines and only their first two tab-separated columns (English, French), and "
+        "check the result against the recorded size and sha256. The upstream list changes "
+        "over time, so a fresh download may not reproduce the checksum; in that case use "
+        "the project's data mirror."
+    ),
+)
+
+REGISTRY: dict[str, Dataset] = {d.name: d for d in (TINY_SHAKESPEARE, FRA_ENG)}
 
 
 def fetch(
@@ -193,6 +231,8 @@ def _verified(path: Path, record: Dataset) -> Path:
 
 def _download(record: Dataset, target: Path, *, timeout, retries, mirror_dir) -> None:
     """Try every URL (each ``1 + retries`` times) until one yields the recorded bytes."""
+    if not record.urls:
+        raise ManualDownloadError(_manual_help(record, target, mirror_dir))
     target.parent.mkdir(parents=True, exist_ok=True)
     failures, checksum_error = [], None
     for url in record.urls:
@@ -256,11 +296,23 @@ def _is_permanent(error: BaseException) -> bool:
     return isinstance(error, urllib.error.HTTPError) and 400 <= error.code < 500
 
 
-def _download_help(record: Dataset, target: Path, failures: list[str], mirror_dir) -> str:
+def _mirror_note(record: Dataset, mirror_dir) -> str:
     if mirror_dir is None:
-        mirror_note = f"{MIRROR_ENV} is not set"
-    else:
-        mirror_note = f"the mirror {mirror_dir} has no {record.path}"
+        return f"{MIRROR_ENV} is not set"
+    return f"the mirror {mirror_dir} has no {record.path}"
+
+
+def _manual_help(record: Dataset, target: Path, mirror_dir) -> str:
+    return (
+        f"data set {record.name!r} has no download URL ({_mirror_note(record, mirror_dir)}, "
+        f"and it is not in the cache). {record.manual}\nThen set {MIRROR_ENV} to a folder "
+        f"that contains {record.path}, or put the file at {target} "
+        f"({record.size:,} bytes, sha256 {record.sha256})."
+    )
+
+
+def _download_help(record: Dataset, target: Path, failures: list[str], mirror_dir) -> str:
+    mirror_note = _mirror_note(record, mirror_dir)
     tried = "\n".join(f"  - {line}" for line in failures)
     return (
         f"could not download data set {record.name!r} ({mirror_note}, and it is not in the "

@@ -1,0 +1,236 @@
+"""English-French sentence pairs (Tatoeba, via manythings.org) for translation.
+
+>>> pairs = load_pairs()                     # [(english, french), ...], as in the file
+>>> pairs = [normalize_pair(p) for p in pairs]
+>>> train, val, test = split_pairs(pairs)
+
+**Normalisation** (:func:`normalize`): Unicode NFKC (which also turns the narrow no-break
+spaces of French typography, ``"Va\\u202f!"``, into plain spaces), typographic apostrophes
+``’`` to ``'``, lower case, then the sentence is cut into words and punctuation marks with
+the regex of :class:`~fmbook.tokenizers.WordTokenizer` and joined with single spaces:
+``"Ça alors\\u202f!"`` becomes ``"ça alors !"``. Accents are kept (NFKC composes them).
+Inner apostrophes stay inside a word (``"l'heure"``, ``"don't"`` are one token each).
+The number of tokens of a sentence is the number of these space-separated pieces.
+
+**Split** (:func:`split_pairs`): a fixed random permutation (seed :data:`SPLIT_SEED`) of
+the line numbers of the whole file assigns each pair to train / val / test in the
+proportions :data:`SPLIT_FRACTIONS`. A pair's part depends only on its line, not on the
+length filter or on ``max_pairs``, so test sentences never leak into training.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+
+import lightning as L
+import regex
+import torch
+from torch.nn.utils.rnn import pad_sequence
+from torch.utils.data import DataLoader
+
+from ..tokenizers import WordTokenizer
+from ..tokenizers.word import WORD_PATTERN
+from .registry import fetch
+
+NAME = "fra-eng"
+#: (train, val, test) fractions of the fixed split.
+SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
+#: Seed of the permutation that defines the split; changing it changes the book's numbers.
+SPLIT_SEED = 1234
+PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
+#: Special tokens of both vocabularies: ``<unk>`` = 0, then ``<pad>`` = 1, ``<bos>`` = 2, ``<eos>`` = 3.
+SPECIALS = (PAD, BOS, EOS)
+_TOKEN = regex.compile(WORD_PATTERN)
+
+
+def load_pairs(max_pairs: int | None = None, **fetch_kwargs) -> list[tuple[str, str]]:
+    """The (English, French) pairs of the file, in file order (shortest first).
+
+    ``max_pairs`` keeps only the first pairs (for quick experiments and tests).
+    """
+    if max_pairs is not None and (not isinstance(max_pairs, int) or max_pairs < 1):
+        raise ValueError(f"max_pairs must be None or an integer >= 1, got {max_pairs!r}")
+    pairs = []
+    with open(fetch(NAME, **fetch_kwargs), encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if max_pairs is not None and len(pairs) == max_pairs:
+                break
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) < 2:
+                raise ValueError(f"line {number} of {NAME}: expected English<TAB>French")
+            pairs.append((fields[0], fields[1]))
+    return pairs
+
+
+def normalize(sentence: str) -> str:
+    """NFKC, ``’`` to ``'``, lower case, words and punctuation separated by single spaces."""
+    text = unicodedata.normalize("NFKC", sentence).replace("\u2019", "'").lower()
+    return " ".join(_TOKEN.findall(text))
+
+
+def normalize_pair(pair: tuple[str, str]) -> tuple[str, str]:
+    """Both sentences of ``pair`` normalised with :func:`normalize`."""
+    return normalize(pair[0]), normalize(pair[1])
+
+
+def split_assignment(n: int, fractions: Sequence[float] = SPLIT_FRACTIONS) -> torch.Tensor:
+    """Part (0 train, 1 val, 2 test) of each of ``n`` lines: a seeded permutation cut by ``fractions``."""
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-9:
+        raise ValueError(f"fractions must be three numbers >= 0 that sum to 1, got {fractions!r}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED))
+    n_train, n_val = int(n * fractions[0]), int(n * fractions[1])
+    part = torch.full((n,), 2, dtype=torch.long)
+    part[order[:n_train]] = 0
+    part[order[n_train : n_train + n_val]] = 1
+    return part
+
+
+def split_pairs(pairs: Sequence, n_total: int | None = None) -> tuple[list, list, list]:
+    """(train, val, test) lists of ``pairs`` by the fixed split.
+
+    ``pairs`` are the first lines of the file; ``n_total`` is the number of lines of the
+    whole file (default ``len(pairs)``), so that a prefix keeps every line's part.
+    """
+    n_total = len(pairs) if n_total is None else n_total
+    if n_total < len(pairs):
+        raise ValueError(f"n_total must be >= len(pairs) = {len(pairs)}, got {n_total}")
+    part = split_assignment(n_total)[: len(pairs)].tolist()
+    return tuple([p for p, k in zip(pairs, part, strict=True) if k == j] for j in range(3))
+
+
+def n_lines(**fetch_kwargs) -> int:
+    """Number of pairs in the whole file."""
+    with open(fetch(NAME, **fetch_kwargs), encoding="utf-8") as f:
+        return sum(1 for _ in f)
+
+
+class PairDataset(torch.utils.data.Dataset):
+    """Encoded pairs: item i is (src ids + [EOS], [BOS] + tgt ids + [EOS]) as long tensors."""
+
+    def __init__(self, pairs, src_tok: WordTokenizer, tgt_tok: WordTokenizer):
+        bos, eos = tgt_tok.stoi[BOS], tgt_tok.stoi[EOS]
+        self.items = [
+            (
+                torch.tensor([*src_tok.encode(s), src_tok.stoi[EOS]], dtype=torch.long),
+                torch.tensor([bos, *tgt_tok.encode(t), eos], dtype=torch.long),
+            )
+            for s, t in pairs
+        ]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        return self.items[i]
+
+
+def pad_collate(batch, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad the sources and the targets of a batch to their longest with ``pad_id``."""
+    src, tgt = zip(*batch, strict=True)
+    return (
+        pad_sequence(src, batch_first=True, padding_value=pad_id),
+        pad_sequence(tgt, batch_first=True, padding_value=pad_id),
+    )
+
+
+class _Collate:
+    """Picklable collate function (for worker processes)."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, batch):
+        return pad_collate(batch, self.pad_id)
+
+
+class FraEngDataModule(L.LightningDataModule):
+    """English-French translation batches for :class:`~fmbook.tasks.Seq2Seq`.
+
+    Batches are ``(src, tgt)`` long tensors, right-padded with :attr:`pad_id` (the same id,
+    1, in both vocabularies): ``src = [x_1 .. x_m, EOS, PAD ...]`` and
+    ``tgt = [BOS, y_1 .. y_n, EOS, PAD ...]``. ``direction="eng-fra"`` translates English
+    to French, ``"fra-eng"`` the other way.
+
+    Pairs whose normalised sentences have more than ``max_len`` tokens (either side,
+    specials not counted) are dropped from every part. The two vocabularies
+    (:class:`~fmbook.tokenizers.WordTokenizer`) are built from the training part only,
+    keeping words seen at least ``min_freq`` times; other words become ``<unk>``.
+    ``max_pairs`` uses only the first (shortest) lines of the file, with their parts of
+    the fixed split.
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        max_len: int = 10,
+        min_freq: int = 2,
+        direction: str = "eng-fra",
+        max_pairs: int | None = None,
+        num_workers: int = 0,
+    ):
+        super().__init__()
+        for name, value in (("batch_size", batch_size), ("max_len", max_len)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if direction not in ("eng-fra", "fra-eng"):
+            raise ValueError(f"direction must be 'eng-fra' or 'fra-eng', got {direction!r}")
+        self.batch_size, self.max_len, self.min_freq = batch_size, max_len, min_freq
+        self.direction, self.max_pairs, self.num_workers = direction, max_pairs, num_workers
+        self.src_tokenizer: WordTokenizer | None = None
+        self.tgt_tokenizer: WordTokenizer | None = None
+
+    def prepare_data(self):
+        fetch(NAME)  # a clear error now if the file is neither in the mirror nor in the cache
+
+    def setup(self, stage: str | None = None):
+        if self.src_tokenizer is not None:
+            return
+        pairs = [normalize_pair(p) for p in load_pairs(self.max_pairs)]
+        if self.direction == "fra-eng":
+            pairs = [(f, e) for e, f in pairs]
+        parts = split_pairs(pairs, n_total=n_lines())
+        parts = [[p for p in part if self._fits(p)] for part in parts]
+        self.train_pairs, self.val_pairs, self.test_pairs = parts
+        if not self.train_pairs:
+            raise ValueError(f"no training pair has at most max_len={self.max_len} tokens")
+        self.src_tokenizer = self._vocab([s for s, _ in self.train_pairs])
+        self.tgt_tokenizer = self._vocab([t for _, t in self.train_pairs])
+        self.datasets = [PairDataset(p, self.src_tokenizer, self.tgt_tokenizer) for p in parts]
+
+    def _fits(self, pair: tuple[str, str]) -> bool:
+        return all(0 < len(s.split()) <= self.max_len for s in pair)
+
+    def _vocab(self, sentences: list[str]) -> WordTokenizer:
+        return WordTokenizer.train("\n".join(sentences), min_freq=self.min_freq, specials=SPECIALS)
+
+    @property
+    def pad_id(self) -> int:
+        """Id of ``<pad>`` in both vocabularies (pass it to ``Seq2Seq(pad_id=...)``)."""
+        return 1 + SPECIALS.index(PAD)
+
+    @property
+    def bos_id(self) -> int:
+        return 1 + SPECIALS.index(BOS)
+
+    @property
+    def eos_id(self) -> int:
+        return 1 + SPECIALS.index(EOS)
+
+    def _loader(self, k: int, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.datasets[k],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            collate_fn=_Collate(self.pad_id),
+            num_workers=self.num_workers,
+        )
+
+    def train_dataloader(self):
+        return self._loader(0, shuffle=True)
+
+    def val_dataloader(self):
+        return self._loader(1, shuffle=False)
+
+    def test_dataloader(self):
+        return self._loader(2, shuffle=False)

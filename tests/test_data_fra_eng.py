@@ -1,0 +1,102 @@
+"""fra-eng: the registry record without URL, normalisation, the fixed split, the DataModule."""
+
+import pytest
+import torch
+
+from fmbook import data
+from fmbook.data import fra_eng
+from fmbook.data import registry as reg
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture
+def mirror_env(data_mirror, monkeypatch):
+    monkeypatch.setenv(reg.MIRROR_ENV, str(data_mirror))
+    return data_mirror
+
+
+def test_record_has_provenance_and_no_url():
+    record = data.REGISTRY["fra-eng"]
+    assert record.path == "fra-eng/fra.txt" and record.size == 3_996_875
+    assert record.urls == () and "manythings.org/anki/fra-eng.zip" in record.manual
+    assert "CC-BY 2.0" in record.license and "tatoeba" in record.license.lower()
+
+
+def test_fetch_without_url_explains_how_to_get_the_file(tmp_path, monkeypatch):
+    monkeypatch.delenv(reg.MIRROR_ENV, raising=False)
+    with pytest.raises(data.ManualDownloadError, match="no download URL") as info:
+        data.fetch("fra-eng", cache=tmp_path)
+    message = str(info.value)
+    assert "fra-eng.zip" in message and "76,036" in message and reg.MIRROR_ENV in message
+    assert isinstance(info.value, data.DownloadError)
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+def test_mirror_file_is_verified(mirror_env, tmp_path):
+    assert data.fetch("fra-eng", cache=tmp_path) == mirror_env / "fra-eng" / "fra.txt"
+
+
+def test_record_without_url_needs_a_manual_note():
+    with pytest.raises(ValueError, match="URL"):
+        reg.Dataset("x", (), "0" * 64, "x/y", 1, "l", "c", "k", "d")
+    assert reg.Dataset("x", (), "0" * 64, "x/y", 1, "l", "c", "k", "d", manual="by hand").urls == ()
+
+
+def test_normalize():
+    assert fra_eng.normalize("Ça alors\u202f!") == "ça alors !"
+    assert fra_eng.normalize("I Don\u2019t know, Tom.") == "i don't know , tom ."
+    assert fra_eng.normalize("Cafe\u0301") == "café"  # NFKC composes the accent
+
+
+def test_split_is_fixed_disjoint_and_prefix_stable():
+    n = 1000
+    part = fra_eng.split_assignment(n)
+    assert torch.equal(part, fra_eng.split_assignment(n))
+    assert part.bincount().tolist() == [800, 100, 100]
+    pairs = list(range(n))
+    train, val, test = fra_eng.split_pairs(pairs)
+    assert sorted(train + val + test) == pairs
+    head = fra_eng.split_pairs(pairs[:300], n_total=n)  # a prefix keeps every line's part
+    assert head == tuple([p for p in part_ if p < 300] for part_ in (train, val, test))
+    with pytest.raises(ValueError, match="fractions"):
+        fra_eng.split_assignment(10, (0.5, 0.5, 0.5))
+
+
+def test_load_pairs(mirror_env):
+    pairs = fra_eng.load_pairs(max_pairs=3)
+    assert pairs == [("Go.", "Va !"), ("Run!", "Cours\u202f!"), ("Run!", "Courez\u202f!")]
+    assert [fra_eng.normalize(f) for _, f in pairs] == ["va !", "cours !", "courez !"]
+    with pytest.raises(ValueError, match="max_pairs"):
+        fra_eng.load_pairs(max_pairs=0)
+
+
+def test_datamodule_batches(mirror_env):
+    dm = fra_eng.FraEngDataModule(batch_size=16, max_len=4, min_freq=1, max_pairs=3000)
+    dm.setup()
+    sizes = [len(p) for p in (dm.train_pairs, dm.val_pairs, dm.test_pairs)]
+    assert sizes[0] > 5 * sizes[1] > 0 and sizes[2] > 0
+    assert not set(dm.train_pairs) & set(dm.test_pairs) - set(dm.train_pairs)
+    src, tgt = next(iter(dm.train_dataloader()))
+    assert src.dtype == tgt.dtype == torch.long and src.shape[0] == tgt.shape[0] == 16
+    assert (tgt[:, 0] == dm.bos_id).all()
+    pad = dm.pad_id
+    assert dm.src_tokenizer.stoi["<pad>"] == dm.tgt_tokenizer.stoi["<pad>"] == pad
+    for row, first_special in ((src, None), (tgt, dm.bos_id)):
+        for seq in row.tolist():
+            real = [i for i in seq if i != pad]
+            assert seq == real + [pad] * (len(seq) - len(real))  # right-padded
+            assert real[-1] == dm.eos_id and real.count(dm.eos_id) == 1
+            assert len(real) <= 4 + (2 if first_special else 1)
+    text = dm.tgt_tokenizer.decode(tgt[0].tolist(), skip_specials=True)
+    assert text and "<" not in text
+
+
+def test_direction_and_bad_arguments(mirror_env):
+    dm = fra_eng.FraEngDataModule(max_len=3, max_pairs=200, direction="fra-eng", min_freq=1)
+    dm.setup()
+    assert "va !" in {s for s, _ in dm.train_pairs + dm.val_pairs + dm.test_pairs}
+    with pytest.raises(ValueError, match="direction"):
+        fra_eng.FraEngDataModule(direction="en-fr")
+    with pytest.raises(ValueError, match="max_len"):
+        fra_eng.FraEngDataModule(max_len=0)
