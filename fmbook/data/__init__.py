@@ -1,6 +1,6 @@
 """Data for the book: a registry with provenance, a checked ``fetch``, and per-data-set helpers."""
 
-from . import fra_eng, shakespeare
+from . import audio, fra_eng, fsdd, shakespeare
 from .registry import (
     REGISTRY,
     ChecksumError,
@@ -23,8 +23,10 @@ __all__ = [
     "DownloadError",
     "ManualDownloadError",
     "UnknownDatasetError",
+    "audio",
     "fetch",
     "fra_eng",
+    "fsdd",
     "load_shakespeare",
     "lookup",
     "shakespeare",

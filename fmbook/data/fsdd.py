@@ -1,0 +1,227 @@
+"""The Free Spoken Digit Dataset (FSDD): 3,000 recordings of the digits 0-9, 8 kHz mono WAV.
+
+6 speakers x 10 digits x 50 recordings, named ``{digit}_{speaker}_{index}.wav``
+(Jackson, Z. et al., https://github.com/Jakobovski/free-spoken-digit-dataset, CC BY-SA 4.0).
+
+**Provenance, per file.** The book's copy is described by a committed manifest,
+``fsdd_manifest.tsv`` (file name, SHA-256, size: metadata, not audio). :func:`fetch_fsdd`
+gets every recording through :func:`~fmbook.data.registry.fetch` with its own checksum:
+from the data mirror (``FMBOOK_DATA_MIRROR``), else the cache, else the upstream file
+``.../recordings/<name>.wav`` of the FSDD repository (branch ``master``). The checksums
+are those of the project's mirror; that upstream serves byte-identical files is *expected
+but not verified* (the mirror's notes do not state it). A download with other bytes is
+discarded with a :class:`~fmbook.data.registry.ChecksumError`, and :func:`fetch_fsdd`
+stops at the first such file, so nothing unverified is ever used.
+
+**Splits** (:func:`split_names`):
+
+* ``"recording"``: FSDD's official convention (its README: "Recordings numbered 0-4
+  (inclusive) are in the test and 5-49 are in the training set"); of the training
+  recordings, those numbered 5-9 are held out for validation, so train = 10-49.
+  Every speaker appears in every part.
+* ``"speaker"``: all recordings of ``held_out_speaker`` are the test set (a voice never
+  heard in training); of the other speakers, recordings 0-4 validate and 5-49 train.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from .audio import log_mel_spectrogram, read_wav
+from .registry import DataError, Dataset, fetch
+
+MANIFEST = Path(__file__).with_name("fsdd_manifest.tsv")
+UPSTREAM = (
+    "https://raw.githubusercontent.com/Jakobovski/free-spoken-digit-dataset/master/recordings/"
+)
+FOLDER = "fsdd/recordings"
+SAMPLE_RATE = 8000
+SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
+LICENSE = "CC BY-SA 4.0"
+CITATION = (
+    "Jackson, Z., Souza, C., Flaks, J., Pan, Y., Nicolas, H., & Thite, A. Free Spoken Digit "
+    "Dataset (FSDD). https://github.com/Jakobovski/free-spoken-digit-dataset"
+)
+#: Recording indices of the parts of the ``"recording"`` split: (val, test); the rest trains.
+VAL_INDICES, TEST_INDICES = range(5, 10), range(0, 5)
+#: Added to the mel power before the log; ``log(EPS)`` is the value of silence (padding).
+EPS = 1e-6
+
+
+def read_manifest(path: str | os.PathLike = MANIFEST) -> list[tuple[str, str, int]]:
+    """The (file name, sha256, size) rows of the manifest, in file order."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        lines = [line.rstrip("\n") for line in f if not line.startswith("#")]
+    if not lines or lines[0] != "name\tsha256\tsize":
+        raise ValueError(f"{path}: the first line must be the header 'name<TAB>sha256<TAB>size'")
+    for number, line in enumerate(lines[1:], start=2):
+        fields = line.split("\t")
+        if len(fields) != 3 or not fields[2].isdigit():
+            raise ValueError(f"{path}, row {number}: expected name<TAB>sha256<TAB>size")
+        rows.append((fields[0], fields[1], int(fields[2])))
+    return rows
+
+
+def parse_name(name: str) -> tuple[int, str, int]:
+    """(digit, speaker, index) of a file name ``{digit}_{speaker}_{index}.wav``."""
+    stem = name[:-4] if name.endswith(".wav") else None
+    parts = stem.split("_") if stem else []
+    if len(parts) != 3 or not parts[0].isdigit() or not parts[2].isdigit():
+        raise ValueError(f"not an FSDD file name ({{digit}}_{{speaker}}_{{index}}.wav): {name!r}")
+    return int(parts[0]), parts[1], int(parts[2])
+
+
+def recording_record(name: str, sha256: str, size: int) -> Dataset:
+    """The registry record of one recording (mirror/cache path ``fsdd/recordings/<name>``)."""
+    return Dataset(
+        name=f"fsdd/{name}",
+        urls=(UPSTREAM + name,),
+        sha256=sha256,
+        path=f"{FOLDER}/{name}",
+        size=size,
+        license=LICENSE,
+        citation=CITATION,
+        bibtex_key="jackson2018fsdd",
+        description=f"Free Spoken Digit Dataset recording {name} (8 kHz mono WAV)",
+    )
+
+
+def fetch_fsdd(names: Sequence[str] | None = None, **fetch_kwargs) -> Path:
+    """The folder holding the recordings ``names`` (default: all 3,000), each checked.
+
+    ``fetch_kwargs`` go to :func:`~fmbook.data.registry.fetch` (``mirror``, ``cache``, ...).
+    """
+    rows = read_manifest()
+    if names is not None:
+        known = {r[0]: r for r in rows}
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise ValueError(f"not FSDD recordings of the manifest: {missing[:5]}")
+        rows = [known[n] for n in names]
+    folders = {fetch(recording_record(*row), **fetch_kwargs).parent for row in rows}
+    if len(folders) != 1:
+        raise DataError(
+            f"the recordings are split between {sorted(map(str, folders))}; put them all in "
+            "the mirror or all in the cache"
+        )
+    return folders.pop()
+
+
+def split_names(
+    names: Sequence[str], split: str = "recording", held_out_speaker: str = "theo"
+) -> tuple[list[str], list[str], list[str]]:
+    """(train, val, test) file names; see the module docstring for the two splits."""
+    if split not in ("recording", "speaker"):
+        raise ValueError(f"split must be 'recording' or 'speaker', got {split!r}")
+    if split == "speaker" and held_out_speaker not in SPEAKERS:
+        raise ValueError(f"held_out_speaker must be one of {SPEAKERS}, got {held_out_speaker!r}")
+    parts: tuple[list[str], list[str], list[str]] = ([], [], [])
+    for name in names:
+        _, speaker, index = parse_name(name)
+        if split == "speaker" and speaker == held_out_speaker:
+            parts[2].append(name)
+        elif split == "speaker":
+            parts[1 if index in TEST_INDICES else 0].append(name)
+        elif index in TEST_INDICES:
+            parts[2].append(name)
+        else:
+            parts[1 if index in VAL_INDICES else 0].append(name)
+    return parts
+
+
+def fix_frames(spec: torch.Tensor, n_frames: int, pad_value: float) -> torch.Tensor:
+    """Crop ``spec`` (..., frames) to its first ``n_frames`` frames, or pad it at the end."""
+    frames = spec.shape[-1]
+    if frames >= n_frames:
+        return spec[..., :n_frames]
+    return torch.nn.functional.pad(spec, (0, n_frames - frames), value=pad_value)
+
+
+class SpokenDigitsDataModule(L.LightningDataModule):
+    """Spoken-digit classification: batches ``(x, y)``, ``x`` the log-mel spectrograms
+    ``(B, n_mels, n_frames)`` (float32) and ``y`` the digits ``(B,)``.
+
+    Spectrograms: 32 ms Hann windows every 10 ms (``n_fft=256``, ``hop_length=80`` at
+    8 kHz), HTK mel filters, ``log(power + 1e-6)`` (:func:`~fmbook.data.audio.log_mel_spectrogram`).
+    Recordings are trimmed to the spoken digit and mostly shorter than 0.8 s, so each is
+    cut to its first ``n_frames`` frames (default 80 = 0.8 s, more than 95 % of the
+    recordings fit) or padded at the end with ``log(1e-6)``, the value of silence.
+    ``speakers`` restricts the data to some speakers (for quick experiments).
+    """
+
+    def __init__(
+        self,
+        split: str = "recording",
+        held_out_speaker: str = "theo",
+        n_mels: int = 40,
+        n_frames: int = 80,
+        batch_size: int = 64,
+        speakers: Sequence[str] | None = None,
+        num_workers: int = 0,
+    ):
+        super().__init__()
+        split_names([], split, held_out_speaker)  # validates both
+        for name, value in (("n_mels", n_mels), ("n_frames", n_frames), ("batch_size", batch_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        unknown = sorted(set(speakers or ()) - set(SPEAKERS))
+        if unknown:
+            raise ValueError(f"speakers must be among {SPEAKERS}, got {unknown}")
+        self.split, self.held_out_speaker = split, held_out_speaker
+        self.n_mels, self.n_frames, self.batch_size = n_mels, n_frames, batch_size
+        self.speakers, self.num_workers = speakers, num_workers
+        self.datasets: list[TensorDataset] | None = None
+
+    def _names(self) -> list[str]:
+        names = [row[0] for row in read_manifest()]
+        if self.speakers is not None:
+            names = [n for n in names if parse_name(n)[1] in self.speakers]
+        return names
+
+    def prepare_data(self):
+        fetch_fsdd(self._names())
+
+    def setup(self, stage: str | None = None):
+        if self.datasets is not None:
+            return
+        names = self._names()
+        folder = fetch_fsdd(names)
+        self.names = split_names(names, self.split, self.held_out_speaker)
+        self.datasets = [self._encode(folder, part) for part in self.names]
+
+    def _encode(self, folder: Path, names: list[str]) -> TensorDataset:
+        specs, digits = [], []
+        for name in names:
+            audio, rate = read_wav(folder / name)
+            if rate != SAMPLE_RATE:
+                raise DataError(f"{name}: sample rate {rate}, expected {SAMPLE_RATE}")
+            spec = log_mel_spectrogram(audio, SAMPLE_RATE, n_mels=self.n_mels, eps=EPS)
+            specs.append(fix_frames(spec, self.n_frames, pad_value=math.log(EPS)))
+            digits.append(parse_name(name)[0])
+        x = torch.stack(specs) if specs else torch.empty(0, self.n_mels, self.n_frames)
+        return TensorDataset(x, torch.tensor(digits, dtype=torch.long))
+
+    def _loader(self, k: int, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.datasets[k],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+        )
+
+    def train_dataloader(self):
+        return self._loader(0, shuffle=True)
+
+    def val_dataloader(self):
+        return self._loader(1, shuffle=False)
+
+    def test_dataloader(self):
+        return self._loader(2, shuffle=False)
