@@ -6,7 +6,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..tokenizers import CharTokenizer
+from ..tokenizers import BPETokenizer, CharTokenizer
 
 
 class RandomWindows(Dataset):
@@ -77,6 +77,73 @@ class TinyShakespeareDataModule(L.LightningDataModule):
         text = load_text()
         self.tokenizer = CharTokenizer.train(text)
         train, val = split(text, self.train_fraction)
+        self.train_ids = torch.tensor(self.tokenizer.encode(train), dtype=torch.long)
+        self.val_ids = torch.tensor(self.tokenizer.encode(val), dtype=torch.long)
+
+    def train_dataloader(self):
+        return DataLoader(
+            RandomWindows(self.train_ids, self.block_size),
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=self.num_workers,
+        )
+
+    def val_dataloader(self):
+        return DataLoader(
+            ConsecutiveWindows(self.val_ids, self.block_size),
+            batch_size=self.batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+        )
+
+
+class TinyShakespeareBPEDataModule(L.LightningDataModule):
+    """Tiny Shakespeare as byte-level BPE tokens, with the split of
+    :class:`TinyShakespeareDataModule` (the first ``train_fraction`` of the characters
+    trains, the rest validates).
+
+    The :class:`~fmbook.tokenizers.BPETokenizer` (``vocab_size`` tokens, pre-splitting
+    ``pattern``: ``None``, ``"gpt2"`` or ``"gpt4"``) is trained on the training part only,
+    so validation measures text the tokenizer has not seen either. Windows of
+    ``block_size`` tokens: :class:`RandomWindows` to train, :class:`ConsecutiveWindows`
+    to validate.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int = 512,
+        block_size: int = 128,
+        batch_size: int = 32,
+        train_fraction: float = 0.9,
+        pattern: str | None = "gpt2",
+        num_workers: int = 0,
+    ):
+        super().__init__()
+        if block_size < 1 or batch_size < 1:
+            raise ValueError(
+                f"block_size and batch_size must be >= 1, got {block_size}, {batch_size}"
+            )
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 256:
+            raise ValueError(
+                f"vocab_size must be an integer >= 256 (the bytes), got {vocab_size!r}"
+            )
+        self.vocab_size, self.block_size, self.batch_size = vocab_size, block_size, batch_size
+        self.train_fraction, self.pattern, self.num_workers = train_fraction, pattern, num_workers
+        self.tokenizer: BPETokenizer | None = None
+
+    def prepare_data(self):
+        from .shakespeare import load_text
+
+        load_text()
+
+    def setup(self, stage: str | None = None):
+        if self.tokenizer is not None:
+            return
+        from .shakespeare import load_text, split
+
+        train, val = split(load_text(), self.train_fraction)
+        self.tokenizer = BPETokenizer.train(train, self.vocab_size, pattern=self.pattern)
         self.train_ids = torch.tensor(self.tokenizer.encode(train), dtype=torch.long)
         self.val_ids = torch.tensor(self.tokenizer.encode(val), dtype=torch.long)
 
