@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TAGS = ["setup-cell", "hide-input"]  # the website folds the code, shows its report
+TAGS = ["setup-cell", "hide-input", "remove-stderr"]  # the site folds the code, shows its report
 
 TEMPLATE = """\
 # Setup: the same first cell in every chapter. On Colab (or wherever fmbook is missing)

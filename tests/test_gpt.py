@@ -48,7 +48,7 @@ def test_attention_matches_explicit_softmax_formula(model):
     scores = q @ k.transpose(-2, -1) / math.sqrt(8)
     scores = scores.masked_fill(torch.ones(6, 6).triu(1).bool(), float("-inf"))
     y = (scores.softmax(-1) @ v).transpose(1, 2).reshape(2, 6, 16)
-    assert torch.allclose(attn(x), attn.proj(y), atol=1e-5)
+    assert torch.allclose(attn(x, causal=True), attn.proj(y), atol=1e-5)
 
 
 def test_weights_are_tied_and_counted_once(model):
@@ -138,3 +138,26 @@ def test_a_few_steps_overfit_a_tiny_sequence():
         loss.backward()
         opt.step()
     assert loss.item() < 0.05
+
+
+def test_cached_forward_equals_full_forward(model):
+    from fmbook.nn import KVCache
+
+    idx = torch.randint(0, 11, (2, 8))
+    full, _ = model(idx)
+    caches = [KVCache() for _ in model.blocks]
+    first, _ = model(idx[:, :5], caches=caches)  # prefill 5 positions
+    rest = [model(idx[:, t : t + 1], caches=caches)[0] for t in range(5, 8)]  # one at a time
+    assert torch.allclose(torch.cat([first, *rest], dim=1), full, atol=1e-5)
+    with pytest.raises(ValueError, match="9 tokens, more than block_size=8"):
+        model(idx[:, :1], caches=caches)
+    with pytest.raises(ValueError, match="one KVCache per block"):
+        model(idx, caches=[KVCache()])
+
+
+@pytest.mark.parametrize("new_tokens", [3, 20])  # 20 runs past block_size=8: the window slides
+def test_cached_greedy_generation_equals_recomputation(model, new_tokens):
+    start = torch.randint(0, 11, (3, 4))
+    cached = model.generate(start, new_tokens, top_k=1, use_cache=True)
+    recomputed = model.generate(start, new_tokens, top_k=1, use_cache=False)
+    assert torch.equal(cached, recomputed)

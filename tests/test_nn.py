@@ -504,19 +504,6 @@ def test_block_cache_equals_full_recomputation(cfg):
     assert [len(c) for c in caches] == [7, 7]
 
 
-def test_block_with_layernorm_and_gelu_is_the_gpt_block():
-    from fmbook.models.gpt import Block, GPTConfig
-
-    for bias in (True, False):
-        gpt_block = Block(
-            GPTConfig(vocab_size=5, block_size=8, n_head=4, n_embd=32, bias=bias)
-        ).eval()
-        block = TransformerBlock(32, 4, mlp="gelu", norm="layer", bias=bias).eval()
-        block.load_state_dict(gpt_block.state_dict())  # strict: same names and shapes
-        x = torch.randn(2, 8, 32)
-        close(block(x, causal=True), gpt_block(x))
-
-
 def test_block_rejects_bad_configuration_and_input():
     with pytest.raises(ValueError, match="mlp must be one of"):
         TransformerBlock(32, 4, mlp="relu")

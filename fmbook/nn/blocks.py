@@ -26,9 +26,9 @@ class TransformerBlock(nn.Module):
     ``mlp``: "gelu" (:class:`MLP`, C -> 4C -> C) or "swiglu" (:class:`SwiGLU`);
     ``norm``: "layer" (:class:`LayerNorm`, with ``bias``) or "rms" (:class:`RMSNorm`);
     ``rotary``: an optional :class:`RotaryEmbedding` for the self-attention.
-    With ``mlp="gelu", norm="layer"`` the parameter names (``ln_1``, ``attn.qkv``,
-    ``attn.proj``, ``ln_2``, ``mlp.fc``, ``mlp.proj``) and the computation are those of the
-    ``Block`` in ``fmbook.models.gpt``, so its state dict loads as it is.
+    With ``mlp="gelu", norm="layer"`` and ``causal=True`` this is GPT-2's block, the one
+    :class:`fmbook.models.gpt.GPT` stacks (parameter names ``ln_1``, ``attn.qkv``,
+    ``attn.proj``, ``ln_2``, ``mlp.fc``, ``mlp.proj``).
     """
 
     def __init__(
