@@ -175,10 +175,23 @@ def main(argv=None) -> dict:
     batch = 32
     print(f"training: {size}, context 128, batch {batch}, {args.threads} threads")
     training = bench_training(train_cfg, batch, args.steps, args.reps, args.warmup)
-    # generation needs positions for the prompt and every new token
-    gen_cfg = GPTConfig(block_size=args.prompt_len + args.new_tokens, **size)
-    print(f"generation: {args.new_tokens} new tokens after {args.prompt_len}, batch 1, greedy")
-    generation = bench_generation(gen_cfg, args.prompt_len, args.new_tokens, args.gen_reps)
+    # generation needs positions for the prompt and every new token; two sizes: the
+    # chapter's model, and nanoGPT's Shakespeare model (6 layers, 384 wide), where compute
+    # rather than per-token Python overhead dominates
+    context = args.prompt_len + args.new_tokens
+    sizes = {
+        "chapter_4x128": size,
+        "nanogpt_6x384": dict(size, n_layer=6, n_head=6, n_embd=384),
+    }
+    generation = {}
+    for name, dims in sizes.items():
+        print(
+            f"generation ({name}): {args.new_tokens} new tokens after {args.prompt_len}, "
+            "batch 1, greedy"
+        )
+        generation[name] = bench_generation(
+            GPTConfig(block_size=context, **dims), args.prompt_len, args.new_tokens, args.gen_reps
+        )
     result = {
         "training": training,
         "generation": generation,
@@ -191,7 +204,8 @@ def main(argv=None) -> dict:
             "steps_per_rep": args.steps,
             "reps": args.reps,
             "warmup_steps": args.warmup,
-            "gen_context": gen_cfg.block_size,
+            "gen_sizes": sizes,
+            "gen_context": context,
             "gen_prompt_len": args.prompt_len,
             "gen_new_tokens": args.new_tokens,
             "gen_reps": args.gen_reps,
@@ -220,17 +234,16 @@ def report(result: dict) -> None:
     for name, rate in tr["median_tokens_per_s"].items():
         print(f"  {name:7} {rate:10,.0f}   ({tr['params'][name]:,} parameters)")
     print(f"  fmbook / hf = {tr['fmbook_over_hf']:.2f}")
-    print(f"generation of {result['setup']['gen_new_tokens']} tokens (median seconds):")
-    for name, secs in gen["median_seconds"].items():
-        print(f"  {name:19} {secs:6.2f} s  {gen['median_new_tokens_per_s'][name]:8,.0f} tok/s")
-    print(
-        f"  HF KV-cache speed-up: {gen['hf_cache_speedup']:.2f}x; cached == uncached tokens: "
-        f"{gen['hf_cached_equals_uncached_tokens']}"
-    )
-    print(
-        f"  fmbook KV-cache speed-up: {gen['fmbook_cache_speedup']:.2f}x; cached == uncached "
-        f"tokens: {gen['fmbook_cached_equals_uncached_tokens']}"
-    )
+    for size, g in gen.items():
+        print(f"generation of {result['setup']['gen_new_tokens']} tokens, {size} (median s):")
+        for name, secs in g["median_seconds"].items():
+            rate = g["median_new_tokens_per_s"][name]
+            print(f"  {name:22} {secs:6.2f} s  {rate:8,.0f} tok/s")
+        for who in ("hf", "fmbook"):
+            print(
+                f"  {who} KV-cache speed-up: {g[who + '_cache_speedup']:.2f}x; cached == "
+                f"uncached tokens: {g[who + '_cached_equals_uncached_tokens']}"
+            )
 
 
 if __name__ == "__main__":
