@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 export FMBOOK_DATA_MIRROR ?= $(abspath ../shared/data)
 
-.PHONY: install book test lab lint unit notebooks site browser clean
+.PHONY: install book test lab lint unit notebooks site browser benchmarks clean
 
 install: $(VENV)/.installed
 
@@ -81,6 +81,12 @@ browser:
 	    else echo "make browser: install chromium (e.g. apt-get install chromium)" >&2; exit 1; fi; }
 
 test: lint unit notebooks site
+
+# Every benchmark side by side (a few minutes); results to benchmarks/results/, numbers on
+# the Performance page via benchmarks/README.md.
+benchmarks: install
+	$(PY) -m pip install -q -r benchmarks/requirements.txt
+	$(PY) -m benchmarks
 
 clean:
 	rm -rf _build
