@@ -75,10 +75,14 @@ class TinyShakespeareDataModule(L.LightningDataModule):
         from .shakespeare import load_text, split
 
         text = load_text()
-        self.tokenizer = CharTokenizer.train(text)
         train, val = split(text, self.train_fraction)
+        self.tokenizer = self.make_tokenizer(text, train)
         self.train_ids = torch.tensor(self.tokenizer.encode(train), dtype=torch.long)
         self.val_ids = torch.tensor(self.tokenizer.encode(val), dtype=torch.long)
+
+    def make_tokenizer(self, text: str, train: str):
+        """The tokenizer: here the characters of the whole text (subclasses may differ)."""
+        return CharTokenizer.train(text)
 
     def train_dataloader(self):
         return DataLoader(
@@ -98,7 +102,7 @@ class TinyShakespeareDataModule(L.LightningDataModule):
         )
 
 
-class TinyShakespeareBPEDataModule(L.LightningDataModule):
+class TinyShakespeareBPEDataModule(TinyShakespeareDataModule):
     """Tiny Shakespeare as byte-level BPE tokens, with the split of
     :class:`TinyShakespeareDataModule` (the first ``train_fraction`` of the characters
     trains, the rest validates).
@@ -119,47 +123,13 @@ class TinyShakespeareBPEDataModule(L.LightningDataModule):
         pattern: str | None = "gpt2",
         num_workers: int = 0,
     ):
-        super().__init__()
-        if block_size < 1 or batch_size < 1:
-            raise ValueError(
-                f"block_size and batch_size must be >= 1, got {block_size}, {batch_size}"
-            )
+        super().__init__(block_size, batch_size, train_fraction, num_workers)
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 256:
             raise ValueError(
                 f"vocab_size must be an integer >= 256 (the bytes), got {vocab_size!r}"
             )
-        self.vocab_size, self.block_size, self.batch_size = vocab_size, block_size, batch_size
-        self.train_fraction, self.pattern, self.num_workers = train_fraction, pattern, num_workers
-        self.tokenizer: BPETokenizer | None = None
+        self.vocab_size, self.pattern = vocab_size, pattern
 
-    def prepare_data(self):
-        from .shakespeare import load_text
-
-        load_text()
-
-    def setup(self, stage: str | None = None):
-        if self.tokenizer is not None:
-            return
-        from .shakespeare import load_text, split
-
-        train, val = split(load_text(), self.train_fraction)
-        self.tokenizer = BPETokenizer.train(train, self.vocab_size, pattern=self.pattern)
-        self.train_ids = torch.tensor(self.tokenizer.encode(train), dtype=torch.long)
-        self.val_ids = torch.tensor(self.tokenizer.encode(val), dtype=torch.long)
-
-    def train_dataloader(self):
-        return DataLoader(
-            RandomWindows(self.train_ids, self.block_size),
-            batch_size=self.batch_size,
-            shuffle=True,
-            drop_last=True,
-            num_workers=self.num_workers,
-        )
-
-    def val_dataloader(self):
-        return DataLoader(
-            ConsecutiveWindows(self.val_ids, self.block_size),
-            batch_size=self.batch_size,
-            shuffle=False,
-            num_workers=self.num_workers,
-        )
+    def make_tokenizer(self, text: str, train: str) -> BPETokenizer:
+        """BPE trained on the training part only."""
+        return BPETokenizer.train(train, self.vocab_size, pattern=self.pattern)
