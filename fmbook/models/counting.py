@@ -1,0 +1,156 @@
+"""Closed-form parameter and FLOP counts for the book's Transformers.
+
+Symbols: V vocabulary, T context (block size), C channels (d_model), L layers.
+Every count is exact for fmbook's models (the tests compare it with ``numel()`` and with
+``torch.utils.flop_counter.FlopCounterMode``), not an approximation:
+
+* a pre-norm block with a GELU MLP has ``12 C^2 + 13 C`` parameters with biases
+  (``12 C^2 + 2 C`` without): attention ``4 C^2 + 4 C``, MLP ``8 C^2 + 5 C``, two
+  LayerNorms ``4 C``; cross-attention adds ``4 C^2 + 4 C`` and a third LayerNorm;
+* :class:`~fmbook.models.gpt.GPT` has ``V C + T C + L (12 C^2 + 13 C) + 2 C`` (tied head);
+* one token costs ``2`` FLOPs per weight of a matrix multiply forward and ``4`` backward
+  (gradients of input and weight), so training costs ``6 N`` per token (Kaplan et al.,
+  2020) plus attention's ``12 L T C`` (scores and weighted sum, forward and backward).
+"""
+
+from __future__ import annotations
+
+from ..nn import swiglu_hidden
+from .bert import BERTConfig
+from .gpt import GPTConfig
+from .transformer import Seq2SeqConfig
+
+_MLPS = ("gelu", "swiglu")
+_NORMS = ("layer", "rms")
+
+
+def _positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def norm_params(d_model: int, *, norm: str = "layer", bias: bool = True) -> int:
+    """LayerNorm: gain and bias (``2 C``, or ``C`` without bias); RMSNorm: gain only (``C``)."""
+    _positive_int("d_model", d_model)
+    if norm not in _NORMS:
+        raise ValueError(f"norm must be one of {list(_NORMS)}, got {norm!r}")
+    return 2 * d_model if norm == "layer" and bias else d_model
+
+
+def attention_params(d_model: int, *, bias: bool = True) -> int:
+    """Multi-head attention, self or cross: W_q, W_k, W_v, W_o are C x C each, so
+    ``4 C^2`` (+ ``4 C`` biases). The number of heads does not matter."""
+    _positive_int("d_model", d_model)
+    return 4 * d_model**2 + (4 * d_model if bias else 0)
+
+
+def mlp_params(
+    d_model: int, *, mlp: str = "gelu", hidden: int | None = None, bias: bool = True
+) -> int:
+    """GELU MLP: ``2 C h + h + C`` (h = 4C by default); SwiGLU: ``3 C h + 2 h + C``
+    (h = :func:`~fmbook.nn.swiglu_hidden` by default). Biases only with ``bias``."""
+    _positive_int("d_model", d_model)
+    if mlp not in _MLPS:
+        raise ValueError(f"mlp must be one of {list(_MLPS)}, got {mlp!r}")
+    if hidden is None:
+        hidden = 4 * d_model if mlp == "gelu" else swiglu_hidden(d_model)
+    _positive_int("hidden", hidden)
+    n_in = 1 if mlp == "gelu" else 2  # input matrices: W_1 (and the gate's W_3)
+    return (n_in + 1) * d_model * hidden + ((n_in * hidden + d_model) if bias else 0)
+
+
+def block_params(
+    d_model: int,
+    *,
+    mlp: str = "gelu",
+    norm: str = "layer",
+    bias: bool = True,
+    cross_attention: bool = False,
+) -> int:
+    """Parameters of one :class:`~fmbook.nn.TransformerBlock` with these arguments."""
+    n_sublayers = 3 if cross_attention else 2
+    return (
+        n_sublayers * norm_params(d_model, norm=norm, bias=bias)
+        + (n_sublayers - 1) * attention_params(d_model, bias=bias)
+        + mlp_params(d_model, mlp=mlp, bias=bias)
+    )
+
+
+def _require(cfg, cls) -> None:
+    if not isinstance(cfg, cls):
+        raise ValueError(f"cfg must be a {cls.__name__}, got {type(cfg).__name__}")
+
+
+def gpt_params(cfg: GPTConfig) -> int:
+    """All parameters of :class:`~fmbook.models.gpt.GPT`: token embeddings (shared with the
+    output head, so counted once) ``V C``, positions ``T C``, the blocks, the final norm."""
+    _require(cfg, GPTConfig)
+    C = cfg.n_embd
+    return (
+        cfg.vocab_size * C
+        + cfg.block_size * C
+        + cfg.n_layer * block_params(C, bias=cfg.bias)
+        + norm_params(C, bias=cfg.bias)
+    )
+
+
+def seq2seq_params(cfg: Seq2SeqConfig) -> int:
+    """All parameters of the encoder-decoder :class:`~fmbook.models.transformer.Transformer`:
+    embeddings (source and target, or one shared matrix; the output head is tied to the
+    target one), learned positions if any (sinusoidal ones are a fixed buffer), encoder
+    blocks, decoder blocks with cross-attention, and one final norm per stack."""
+    _require(cfg, Seq2SeqConfig)
+    C = cfg.d_model
+    embeddings = cfg.tgt_vocab_size * C + (0 if cfg.share_embeddings else cfg.src_vocab_size * C)
+    positions = cfg.max_len * C if cfg.positions == "learned" else 0
+    encoder = cfg.n_encoder_layers * block_params(C, bias=cfg.bias)
+    decoder = cfg.n_decoder_layers * block_params(C, bias=cfg.bias, cross_attention=True)
+    return embeddings + positions + encoder + decoder + 2 * norm_params(C, bias=cfg.bias)
+
+
+def bert_params(cfg: BERTConfig, head: str | None = None) -> int:
+    """Parameters of :class:`~fmbook.models.bert.BERT` (``head=None``) or of
+    :class:`~fmbook.models.bert.BERTForMaskedLM` (``head="mlm"``: a C x C dense layer with
+    bias, a norm, and an output bias of V; the output matrix is the tied embedding)."""
+    _require(cfg, BERTConfig)
+    if head not in (None, "mlm"):
+        raise ValueError(f"head must be None or 'mlm', got {head!r}")
+    C = cfg.d_model
+    n = (cfg.vocab_size + cfg.max_len + cfg.n_segments) * C
+    n += cfg.n_layer * block_params(C, bias=cfg.bias) + norm_params(C, bias=cfg.bias)
+    if head == "mlm":
+        n += C * C + C + norm_params(C, bias=cfg.bias) + cfg.vocab_size
+    return n
+
+
+def gpt_matmul_params(cfg: GPTConfig) -> int:
+    """The weights each token meets in a matrix multiply: ``12 L C^2`` in the blocks and
+    ``V C`` in the output head. Embedding and position lookups, biases and norm gains cost
+    no multiply-adds, so they are left out."""
+    _require(cfg, GPTConfig)
+    return 12 * cfg.n_layer * cfg.n_embd**2 + cfg.vocab_size * cfg.n_embd
+
+
+def gpt_flops_per_token(cfg: GPTConfig, context: int, *, training: bool = True) -> int:
+    """Matrix-multiply FLOPs per token of :class:`~fmbook.models.gpt.GPT` on sequences of
+    ``context`` tokens: ``2 N_mm + 4 L T C`` forward; training (forward and backward)
+    triples both terms: ``6 N_mm + 12 L T C``, with ``N_mm`` = :func:`gpt_matmul_params`.
+
+    The attention term counts the full T x T score matrix (the causal mask does not save
+    work in a plain implementation); a multiply-add is 2 FLOPs.
+    """
+    _require(cfg, GPTConfig)
+    _positive_int("context", context)
+    if context > cfg.block_size:
+        raise ValueError(f"context must be <= block_size={cfg.block_size}, got {context}")
+    forward = 2 * gpt_matmul_params(cfg) + 4 * cfg.n_layer * context * cfg.n_embd
+    return 3 * forward if training else forward
+
+
+def training_flops(n_params: float, n_tokens: float) -> float:
+    """Kaplan et al.'s (2020) estimate of the compute to train on ``n_tokens`` tokens:
+    ``6 N D`` (2 N per token forward, 4 N backward)."""
+    for name, value in (("n_params", n_params), ("n_tokens", n_tokens)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return 6.0 * n_params * n_tokens
