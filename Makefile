@@ -66,7 +66,7 @@ unit: install
 # Every notebook, top to bottom, in the smoke profile; cells tagged nbval-check-output must
 # reproduce their stored (full-profile) outputs.
 notebooks: install
-	FMBOOK_PROFILE=smoke MPLBACKEND=Agg $(PY) -m pytest -q --nbval-lax -n 2 --dist loadfile \
+	FMBOOK_PROFILE=smoke $(PY) -m pytest -q --nbval-lax -n 2 --dist loadfile \
 	    --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider chapters
 
 # The built website as a reader sees it, in headless Chromium.
