@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -34,6 +32,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import machine, write_results  # noqa: E402
 from fmbook.data import shakespeare  # noqa: E402
 from fmbook.tokenizers import BPETokenizer, HFBPETokenizer, naive_train  # noqa: E402
 
@@ -149,11 +148,8 @@ def main(argv=None) -> dict:
         "bytes": len(text.encode()),
         "prefix_chars": args.prefix_chars,
         "naive_on_whole_text": "estimate: naive time on the prefix x (whole chars / prefix chars)",
-        "python": platform.python_version(),
+        **machine(),
         "tokenizers": tokenizers.__version__,
-        "cpu_count": os.cpu_count(),
-        "machine": platform.machine(),
-        "nice": os.nice(0),
     }
     print()
     print_table(result["rows"])
@@ -166,9 +162,7 @@ def main(argv=None) -> dict:
             f" of {check['merges']} merges, the same set of tokens for "
             f"{check['hf_same_token_set']}"
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    write_results(result, args.out)
     return result
 
 

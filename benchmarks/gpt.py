@@ -21,9 +21,6 @@ It prints a summary and writes ``benchmarks/results/gpt.json``.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -35,6 +32,7 @@ import torch.nn.functional as F
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import machine, write_results  # noqa: E402
 from fmbook.models import GPT, GPTConfig  # noqa: E402
 from fmbook.models.hf_gpt2 import to_hf_gpt2  # noqa: E402
 
@@ -214,16 +212,11 @@ def main(argv=None) -> dict:
             "threads": args.threads,
             "torch": torch.__version__,
             "transformers": transformers.__version__,
-            "python": platform.python_version(),
-            "cpu_count": os.cpu_count(),
-            "machine": platform.machine(),
-            "nice": os.nice(0),
+            **machine(),
         },
     }
     report(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    write_results(result, args.out)
     return result
 
 

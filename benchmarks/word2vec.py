@@ -38,9 +38,6 @@ It prints the comparison and writes ``benchmarks/results/word2vec.json``.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import re
 import sys
 import time
@@ -52,6 +49,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import torch  # noqa: E402
 
+from benchmarks.common import machine, write_results  # noqa: E402
 from fmbook.data import shakespeare  # noqa: E402
 from fmbook.models.word2vec import most_similar  # noqa: E402
 from fmbook.tasks import SkipGram, SkipGramDataModule, make_trainer  # noqa: E402
@@ -261,19 +259,14 @@ def main(argv=None) -> dict:
             "fmbook_trainer": "fmbook.tasks.SkipGram + SkipGramDataModule via lightning, "
             "SparseAdam, constant lr",
             "gensim_trainer": "gensim Word2Vec(sg=1, hs=0), SGD with alpha 0.025 -> 0.0001",
-            "python": platform.python_version(),
+            **machine(),
             "torch": torch.__version__,
             "lightning": lightning.__version__,
             "gensim": gensim.__version__,
-            "cpu_count": os.cpu_count(),
-            "machine": platform.machine(),
-            "nice": os.nice(0),
         },
     }
     report(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    write_results(result, args.out)
     return result
 
 

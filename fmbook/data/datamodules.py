@@ -133,3 +133,30 @@ class TinyShakespeareBPEDataModule(TinyShakespeareDataModule):
     def make_tokenizer(self, text: str, train: str) -> BPETokenizer:
         """BPE trained on the training part only."""
         return BPETokenizer.train(train, self.vocab_size, pattern=self.pattern)
+
+
+class SplitDataModule(L.LightningDataModule):
+    """Loaders over three datasets held in ``self.datasets`` (train, val, test), with
+    ``self.batch_size`` and ``self.num_workers``; training batches are shuffled.
+    Subclasses fill ``self.datasets`` in ``setup`` and may override :meth:`collate_fn`."""
+
+    def collate_fn(self):
+        return None  # PyTorch's default collation
+
+    def _loader(self, k: int, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.datasets[k],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            collate_fn=self.collate_fn(),
+            num_workers=self.num_workers,
+        )
+
+    def train_dataloader(self):
+        return self._loader(0, shuffle=True)
+
+    def val_dataloader(self):
+        return self._loader(1, shuffle=False)
+
+    def test_dataloader(self):
+        return self._loader(2, shuffle=False)

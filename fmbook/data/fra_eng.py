@@ -23,14 +23,13 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 
-import lightning as L
 import regex
 import torch
 from torch.nn.utils.rnn import pad_sequence
-from torch.utils.data import DataLoader
 
 from ..tokenizers import WordTokenizer
 from ..tokenizers.word import WORD_PATTERN
+from .datamodules import SplitDataModule
 from .registry import fetch
 
 NAME = "fra-eng"
@@ -144,7 +143,7 @@ class _Collate:
         return pad_collate(batch, self.pad_id)
 
 
-class FraEngDataModule(L.LightningDataModule):
+class FraEngDataModule(SplitDataModule):
     """English-French translation batches for :class:`~fmbook.tasks.Seq2Seq`.
 
     Batches are ``(src, tgt)`` long tensors, right-padded with :attr:`pad_id` (the same id,
@@ -217,20 +216,5 @@ class FraEngDataModule(L.LightningDataModule):
     def eos_id(self) -> int:
         return 1 + SPECIALS.index(EOS)
 
-    def _loader(self, k: int, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            self.datasets[k],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            collate_fn=_Collate(self.pad_id),
-            num_workers=self.num_workers,
-        )
-
-    def train_dataloader(self):
-        return self._loader(0, shuffle=True)
-
-    def val_dataloader(self):
-        return self._loader(1, shuffle=False)
-
-    def test_dataloader(self):
-        return self._loader(2, shuffle=False)
+    def collate_fn(self):
+        return _Collate(self.pad_id)

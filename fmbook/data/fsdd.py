@@ -30,11 +30,11 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 from .audio import log_mel_spectrogram, read_wav
+from .datamodules import SplitDataModule
 from .registry import DataError, Dataset, fetch
 
 MANIFEST = Path(__file__).with_name("fsdd_manifest.tsv")
@@ -145,7 +145,7 @@ def fix_frames(spec: torch.Tensor, n_frames: int, pad_value: float) -> torch.Ten
     return torch.nn.functional.pad(spec, (0, n_frames - frames), value=pad_value)
 
 
-class SpokenDigitsDataModule(L.LightningDataModule):
+class SpokenDigitsDataModule(SplitDataModule):
     """Spoken-digit classification: batches ``(x, y)``, ``x`` the log-mel spectrograms
     ``(B, n_mels, n_frames)`` (float32) and ``y`` the digits ``(B,)``.
 
@@ -208,20 +208,3 @@ class SpokenDigitsDataModule(L.LightningDataModule):
             digits.append(parse_name(name)[0])
         x = torch.stack(specs) if specs else torch.empty(0, self.n_mels, self.n_frames)
         return TensorDataset(x, torch.tensor(digits, dtype=torch.long))
-
-    def _loader(self, k: int, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            self.datasets[k],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-        )
-
-    def train_dataloader(self):
-        return self._loader(0, shuffle=True)
-
-    def val_dataloader(self):
-        return self._loader(1, shuffle=False)
-
-    def test_dataloader(self):
-        return self._loader(2, shuffle=False)

@@ -21,6 +21,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..nn import LayerNorm, LearnedPositionalEmbedding, TransformerBlock
+from ..nn.attention import describe as _describe
+from ..nn.attention import resolve_pad_mask
 from .config_checks import (
     require_divisible,
     require_dropout,
@@ -65,12 +67,6 @@ def _init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def _describe(x) -> str:
-    if torch.is_tensor(x):
-        return f"{x.dtype} tensor of shape {tuple(x.shape)}"
-    return type(x).__name__
-
-
 class BERT(nn.Module):
     """Token + position (+ segment) embeddings -> n_layer bidirectional blocks -> LayerNorm.
 
@@ -110,18 +106,7 @@ class BERT(nn.Module):
 
     def resolve_pad_mask(self, ids: torch.Tensor, pad_mask) -> torch.Tensor | None:
         """The given pad_mask (checked), else ``ids != pad_id``, else None (no padding)."""
-        if pad_mask is None:
-            return None if self.config.pad_id is None else ids != self.config.pad_id
-        if (
-            not torch.is_tensor(pad_mask)
-            or pad_mask.dtype != torch.bool
-            or pad_mask.shape != ids.shape
-        ):
-            raise ValueError(
-                f"pad_mask must be a boolean tensor of the shape of ids {tuple(ids.shape)} "
-                f"(True = real token), got {_describe(pad_mask)}"
-            )
-        return pad_mask
+        return resolve_pad_mask(ids, pad_mask, self.config.pad_id)
 
     def forward(
         self,

@@ -15,16 +15,20 @@ import math
 import numpy as np
 
 
+def _check_order_and_vocab(order, vocab_size) -> None:
+    if not isinstance(order, int) or order < 1:
+        raise ValueError(f"order must be an int >= 1, got {order!r}")
+    if not isinstance(vocab_size, int) or vocab_size < 1:
+        raise ValueError(f"vocab_size must be an int >= 1, got {vocab_size!r}")
+    if vocab_size**order >= 2**62:
+        raise ValueError(f"vocab_size**order = {vocab_size}**{order} is too large to pack")
+
+
 class NGramLM:
     """An add-k smoothed n-gram model over integer token ids ``0 .. vocab_size-1``."""
 
     def __init__(self, order: int, vocab_size: int, k: float = 1.0):
-        if not isinstance(order, int) or order < 1:
-            raise ValueError(f"order must be an int >= 1, got {order!r}")
-        if not isinstance(vocab_size, int) or vocab_size < 1:
-            raise ValueError(f"vocab_size must be an int >= 1, got {vocab_size!r}")
-        if vocab_size**order >= 2**62:
-            raise ValueError(f"vocab_size**order = {vocab_size}**{order} is too large to pack")
+        _check_order_and_vocab(order, vocab_size)
         if not k > 0:
             raise ValueError(f"k must be > 0 (add-k smoothing), got {k!r}")
         self.order, self.vocab_size, self.k = order, vocab_size, float(k)
@@ -108,12 +112,7 @@ class KneserNeyLM:
     """
 
     def __init__(self, order: int, vocab_size: int, discount: float = 0.75):
-        if not isinstance(order, int) or order < 1:
-            raise ValueError(f"order must be an int >= 1, got {order!r}")
-        if not isinstance(vocab_size, int) or vocab_size < 1:
-            raise ValueError(f"vocab_size must be an int >= 1, got {vocab_size!r}")
-        if vocab_size**order >= 2**62:
-            raise ValueError(f"vocab_size**order = {vocab_size}**{order} is too large to pack")
+        _check_order_and_vocab(order, vocab_size)
         if not 0 < discount <= 1:
             raise ValueError(f"discount must lie in (0, 1], got {discount!r}")
         self.order, self.vocab_size, self.discount = order, vocab_size, float(discount)

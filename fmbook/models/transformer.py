@@ -40,6 +40,8 @@ from ..nn import (
     SinusoidalPositionalEncoding,
     TransformerBlock,
 )
+from ..nn.attention import describe as _describe
+from ..nn.attention import resolve_pad_mask
 from .config_checks import (
     require_divisible,
     require_dropout,
@@ -87,12 +89,6 @@ class Seq2SeqConfig:
                 f"{self.src_vocab_size} and {self.tgt_vocab_size}"
             )
         require_optional_id(self, "pad_id", "src_vocab_size")
-
-
-def _describe(x) -> str:
-    if torch.is_tensor(x):
-        return f"{x.dtype} tensor of shape {tuple(x.shape)}"
-    return type(x).__name__
 
 
 class Transformer(nn.Module):
@@ -153,18 +149,9 @@ class Transformer(nn.Module):
             raise ValueError(f"{name} holds token ids outside [0, vocab_size={vocab_size})")
 
     def _src_mask(self, src: torch.Tensor, src_pad_mask) -> torch.Tensor | None:
-        if src_pad_mask is None:
-            return None if self.config.pad_id is None else src != self.config.pad_id
-        if (
-            not torch.is_tensor(src_pad_mask)
-            or src_pad_mask.dtype != torch.bool
-            or (src_pad_mask.shape != src.shape)
-        ):
-            raise ValueError(
-                f"src_pad_mask must be a boolean tensor of the shape of src {tuple(src.shape)} "
-                f"(True = real token), got {_describe(src_pad_mask)}"
-            )
-        return src_pad_mask
+        return resolve_pad_mask(
+            src, src_pad_mask, self.config.pad_id, name="src_pad_mask", of="src"
+        )
 
     # ------------------------------------------------------------------------ passes
 

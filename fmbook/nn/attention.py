@@ -55,10 +55,29 @@ def padding_mask(lengths: torch.Tensor | list[int], max_len: int | None = None) 
 # ---------------------------------------------------------------------------- checks
 
 
-def _describe(x) -> str:
+def describe(x) -> str:
+    """What an argument is, for error messages: dtype and shape of a tensor, else its type."""
     if torch.is_tensor(x):
         return f"{x.dtype} tensor of shape {tuple(x.shape)}"
     return type(x).__name__
+
+
+_describe = describe
+
+
+def resolve_pad_mask(
+    ids: torch.Tensor, pad_mask, pad_id: int | None, *, name: str = "pad_mask", of: str = "ids"
+) -> torch.Tensor | None:
+    """A key padding mask for ``ids`` (B, T): ``pad_mask`` if given (checked: boolean, the
+    shape of ids, True = real token), else ``ids != pad_id``, else None (no padding)."""
+    if pad_mask is None:
+        return None if pad_id is None else ids != pad_id
+    if not torch.is_tensor(pad_mask) or pad_mask.dtype != torch.bool or pad_mask.shape != ids.shape:
+        raise ValueError(
+            f"{name} must be a boolean tensor of the shape of {of} {tuple(ids.shape)} "
+            f"(True = real token), got {describe(pad_mask)}"
+        )
+    return pad_mask
 
 
 def _check_float(name: str, x, min_dim: int = 2) -> None:
