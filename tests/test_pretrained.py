@@ -1,0 +1,31 @@
+import pytest
+import torch
+
+from fmbook import pretrained
+from fmbook.data import load_shakespeare
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_smoke_model_trains_caches_and_reloads(tmp_path, data_mirror, monkeypatch):
+    monkeypatch.setenv("FMBOOK_DATA_MIRROR", str(data_mirror))
+    text = load_shakespeare(mirror=data_mirror)
+    first = pretrained.load_pretrained_bert("smoke", cache=tmp_path, text=text)
+    assert first.path.exists() and first.path.parent == tmp_path / "models"
+    assert not list(tmp_path.glob("models/*.part"))
+    val = first.history.query("split == 'val'").loss
+    assert len(val) == 1 and val.iloc[0] < 0.9 * torch.log(torch.tensor(68.0)).item()
+    again = pretrained.load_pretrained_bert("smoke", cache=tmp_path, text=text)
+    for (k, a), b in zip(
+        first.model.state_dict().items(), again.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), k
+    assert first.special_ids == {"pad": 0, "mask": 1, "cls": 2}
+    assert again.history.equals(first.history)
+
+
+def test_recipes_have_distinct_cache_names():
+    paths = {pretrained.cache_path(r, cache="/c") for r in pretrained.RECIPES.values()}
+    assert len(paths) == len(pretrained.RECIPES)
+    with pytest.raises(ValueError, match="profile must be"):
+        pretrained.recipe_for("medium")
