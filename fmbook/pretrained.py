@@ -34,7 +34,7 @@ from .data.datamodules import ConsecutiveWindows, RandomWindows
 from .data.plays import CLS, MASK, PAD, PlaysCorpus, encoder_tokenizer
 from .data.registry import _cache_dir
 from .data.shakespeare import load_text
-from .models.bert import BERTConfig, BERTForMaskedLM
+from .models.bert import BERTConfig, BERTForMaskedLM, BERTForSequenceClassification
 from .tasks import History, MaskedLM, make_trainer
 from .tokenizers import CharTokenizer
 from .utils import seed_everything
@@ -82,6 +82,18 @@ class PretrainedBERT:
         return {
             name: self.tokenizer.stoi[c] for name, c in (("pad", PAD), ("mask", MASK), ("cls", CLS))
         }
+
+    def classifier(
+        self, n_classes: int, *, pooling: str = "mean", pretrained: bool = True, seed: int = 0
+    ) -> BERTForSequenceClassification:
+        """A new classifier of the same architecture: with the pretrained encoder weights
+        (``pretrained=True``) or freshly initialised ones (the from-scratch baseline). The
+        head is new either way (initialised with ``seed``); the model is in train mode."""
+        torch.manual_seed(seed)
+        model = BERTForSequenceClassification(self.config, n_classes, pooling=pooling)
+        if pretrained:
+            model.bert.load_state_dict(self.model.bert.state_dict())
+        return model
 
 
 def recipe_for(profile_name: str | None = None) -> BERTRecipe:

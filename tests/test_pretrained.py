@@ -3,6 +3,7 @@ import torch
 
 from fmbook import pretrained
 from fmbook.data import load_shakespeare
+from fmbook.tasks import accuracy, predict
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -22,6 +23,17 @@ def test_smoke_model_trains_caches_and_reloads(tmp_path, data_mirror, monkeypatc
         assert torch.equal(a, b), k
     assert first.special_ids == {"pad": 0, "mask": 1, "cls": 2}
     assert again.history.equals(first.history)
+    clf = again.classifier(4)
+    scratch = again.classifier(4, pretrained=False)
+    ref = again.model.bert.tok_emb.weight
+    assert torch.equal(clf.bert.tok_emb.weight, ref) and not torch.equal(
+        scratch.bert.tok_emb.weight, ref
+    )
+    torch.testing.assert_close(clf.classifier.weight, scratch.classifier.weight)  # same seed
+    loader = [(torch.randint(3, 68, (5, 12)), torch.tensor([0, 1, 2, 3, 0]))] * 2
+    preds, labels = predict(clf, loader)
+    assert preds.shape == labels.shape == (10,) and clf.training
+    assert accuracy(clf, loader) == (preds == labels).float().mean().item()
 
 
 def test_recipes_have_distinct_cache_names():

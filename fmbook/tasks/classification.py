@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn as nn
 
 from .base import AdamWCosineTask
@@ -40,3 +41,27 @@ class SequenceClassification(AdamWCosineTask):
         self.log("val_loss", loss, prog_bar=True, batch_size=len(labels))
         self.log("val_acc", accuracy, batch_size=len(labels))
         return loss
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader) -> tuple[torch.Tensor, torch.Tensor]:
+    """(predicted classes, true labels) over all batches ``(ids, labels)`` of ``loader``,
+    with ``model(ids) -> (logits, _)`` in eval mode (restored afterwards) on its device."""
+    was_training, device = model.training, next(model.parameters()).device
+    model.eval()
+    preds, labels = [], []
+    try:
+        for ids, y in loader:
+            preds.append(model(ids.to(device))[0].argmax(-1).cpu())
+            labels.append(y)
+    finally:
+        model.train(was_training)
+    if not preds:
+        raise ValueError("loader yielded no batches")
+    return torch.cat(preds), torch.cat(labels)
+
+
+def accuracy(model: nn.Module, loader) -> float:
+    """The exact fraction of correctly classified examples of ``loader``."""
+    preds, labels = predict(model, loader)
+    return (preds == labels).float().mean().item()
