@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from fmbook.adapt import FeatureBank, passages_of
+from fmbook.adapt import FeatureBank, character_frequencies, passages_of
 from fmbook.data.plays import Passage, encode_passages, encoder_tokenizer
 from fmbook.models.bert import BERTConfig, BERTForSequenceClassification
 
@@ -39,7 +39,7 @@ class FakeDataModule:
 def test_bank_features_are_the_classifiers_mean_pooling():
     ps = passages()
     model = tiny_classifier().train()
-    bank = FeatureBank(model, ps, TOKENIZER, max_len=16, batch_size=5)  # batches cut short
+    bank = FeatureBank.encode(model, ps, TOKENIZER, max_len=16, batch_size=5)  # batches cut short
     assert model.training  # mode restored
     ids = encode_passages(ps, TOKENIZER, 16, cls=False)
     model.eval()
@@ -48,13 +48,13 @@ def test_bank_features_are_the_classifiers_mean_pooling():
         reference = model.pool(model.bert(ids, mask), mask)
     assert bank.features.shape == (len(ps), 16)
     torch.testing.assert_close(bank.features, reference, atol=1e-5, rtol=1e-5)
-    one_by_one = FeatureBank(model.bert, ps, TOKENIZER, max_len=16, batch_size=1)
+    one_by_one = FeatureBank.encode(model.bert, ps, TOKENIZER, max_len=16, batch_size=1)
     torch.testing.assert_close(one_by_one.features, bank.features, atol=1e-5, rtol=1e-5)
 
 
 def test_bank_serves_rows_of_one_tensor_to_every_task():
     ps = passages()
-    bank = FeatureBank(tiny_classifier(), ps, TOKENIZER, max_len=16)
+    bank = FeatureBank.encode(tiny_classifier(), ps, TOKENIZER, max_len=16)
     first, second = FakeDataModule(ps[3:9][::-1]), FakeDataModule(ps[:2], test=ps[6:])
     assert passages_of(second, first) == ps[:2] + ps[3:]
     x, y = bank.split(first, "train")
@@ -65,16 +65,30 @@ def test_bank_serves_rows_of_one_tensor_to_every_task():
 
 def test_bad_input_is_refused():
     ps, model = passages(), tiny_classifier()
-    bank = FeatureBank(model, ps[:2], TOKENIZER, max_len=16)
+    bank = FeatureBank.encode(model, ps[:2], TOKENIZER, max_len=16)
     with pytest.raises(ValueError, match="split must be"):
         bank.split(FakeDataModule(ps[:2]), "val")
     with pytest.raises(ValueError, match="3 passages are not in the bank"):
         bank.split(FakeDataModule(ps[:5]), "train")
     with pytest.raises(ValueError, match="must not repeat"):
-        FeatureBank(model, ps[:2] * 2, TOKENIZER, max_len=16)
+        FeatureBank.encode(model, ps[:2] * 2, TOKENIZER, max_len=16)
     with pytest.raises(ValueError, match="must not be empty"):
-        FeatureBank(model, [], TOKENIZER)
+        FeatureBank.encode(model, [], TOKENIZER)
     with pytest.raises(ValueError, match="batch_size"):
-        FeatureBank(model, ps, TOKENIZER, batch_size=0)
+        FeatureBank.encode(model, ps, TOKENIZER, batch_size=0)
+    with pytest.raises(ValueError, match=r"shape \(2, C\)"):
+        FeatureBank(ps[:2], torch.zeros(3, 4))
     with pytest.raises(ValueError, match="at least one datamodule"):
         passages_of()
+
+
+def test_character_frequencies_are_shares_of_each_symbol():
+    ps = [Passage("aab\n", "P0", "S0", 0), Passage("hhh", "P1", "S0", 9)]
+    freq = character_frequencies(ps, TOKENIZER)
+    assert freq.shape == (2, TOKENIZER.vocab_size)
+    torch.testing.assert_close(freq.sum(1), torch.ones(2))
+    assert freq[0, TOKENIZER.stoi["a"]] == 0.5 and freq[1, TOKENIZER.stoi["h"]] == 1.0
+    bank = FeatureBank(ps, freq)
+    assert torch.equal(bank.split(FakeDataModule(ps[::-1]), "train")[0], freq.flip(0))
+    with pytest.raises(ValueError, match="passage 0 is empty"):
+        character_frequencies([Passage("", "P0", "S0", 0)], TOKENIZER)
