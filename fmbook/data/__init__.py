@@ -1,6 +1,6 @@
 """Data for the book: a registry with provenance, a checked ``fetch``, and per-data-set helpers."""
 
-from . import audio, fra_eng, fsdd, shakespeare
+from . import audio, fra_eng, fsdd, milestones, shakespeare
 from .registry import (
     REGISTRY,
     ChecksumError,
@@ -29,6 +29,7 @@ __all__ = [
     "fsdd",
     "load_shakespeare",
     "lookup",
+    "milestones",
     "shakespeare",
     "split_shakespeare",
 ]
