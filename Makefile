@@ -5,20 +5,24 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# The torch that CI tests with (a CPU build). Readers may override: make TORCH=torch
-TORCH ?= torch==2.13.0
+# CI installs the exact versions of constraints.txt, so that a new upstream release cannot
+# break main overnight; `make CONSTRAINTS=` installs the newest that requirements.txt allows.
+# torch: the pin in constraints.txt (the one place it is written); readers may override it:
+# make CONSTRAINTS= TORCH=torch
+CONSTRAINTS ?= -c constraints.txt
+TORCH ?= $(shell grep -m1 '^torch==' constraints.txt)
 export FMBOOK_DATA_MIRROR ?= $(abspath ../shared/data)
 
 .PHONY: install book test lab lint unit notebooks site browser benchmarks clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+$(VENV)/.installed: requirements.txt pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -r requirements.txt
-	$(PY) -m pip install -q -e .
+	$(PY) -m pip install -q $(CONSTRAINTS) "$(TORCH)"
+	$(PY) -m pip install -q $(CONSTRAINTS) -r requirements.txt
+	$(PY) -m pip install -q $(CONSTRAINTS) -e .
 	touch $@
 
 # --- the website (Jupyter Book 1.x; configured in _config.yml and _toc.yml) ---
@@ -85,8 +89,24 @@ test: lint unit notebooks site
 # Every benchmark side by side (a few minutes); results to benchmarks/results/, numbers on
 # the Performance page via benchmarks/README.md.
 benchmarks: install
-	$(PY) -m pip install -q -r benchmarks/requirements.txt
+	$(PY) -m pip install -q $(CONSTRAINTS) -r benchmarks/requirements.txt
 	$(PY) -m benchmarks
+
+# --- the data release: the data mirror as archives for a GitHub release (data-release.yml) ---
+# dist/$(DATA_TAG)/ gets one archive per top-level folder of the mirror (mirror-relative
+# paths), mirror-index.tar.gz (its README.md and SHA256SUMS) and SHA256SUMS of the archives.
+# CI (ci.yml) rebuilds the mirror from them. Reproducible: fixed order, owner and times.
+DATA_TAG ?= data-v1
+TAR_FIXED := tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0
+.PHONY: data-release
+data-release:
+	@test -f "$(FMBOOK_DATA_MIRROR)/SHA256SUMS" || { echo "make data-release: no data mirror at $(FMBOOK_DATA_MIRROR) (set FMBOOK_DATA_MIRROR)" >&2; exit 1; }
+	cd "$(FMBOOK_DATA_MIRROR)" && sha256sum -c --quiet SHA256SUMS
+	rm -rf dist/$(DATA_TAG) && mkdir -p dist/$(DATA_TAG)
+	cd "$(FMBOOK_DATA_MIRROR)" && for d in */; do \
+	    $(TAR_FIXED) -cf - "$${d%/}" | gzip -n > "$(CURDIR)/dist/$(DATA_TAG)/$${d%/}.tar.gz"; done
+	$(TAR_FIXED) -cf - -C "$(FMBOOK_DATA_MIRROR)" README.md SHA256SUMS | gzip -n > dist/$(DATA_TAG)/mirror-index.tar.gz
+	cd dist/$(DATA_TAG) && sha256sum *.tar.gz > SHA256SUMS
 
 clean:
 	rm -rf _build

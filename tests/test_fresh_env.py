@@ -15,7 +15,12 @@ import setup_cell
 
 ROOT = setup_cell.ROOT
 CHAPTER = ROOT / "chapters" / "3-algorithms" / "pretraining-gpt.ipynb"
-TORCH = os.environ.get("TORCH", "torch==2.13.0")  # the Makefile's choice, CPU build here
+# the Makefile's choice: $TORCH, else the pin in constraints.txt (CPU build here)
+TORCH = os.environ.get("TORCH") or next(
+    line.strip()
+    for line in (ROOT / "constraints.txt").read_text().splitlines()
+    if line.startswith("torch==")
+)
 
 RUN_NOTEBOOK = """
 import sys, time, nbformat
