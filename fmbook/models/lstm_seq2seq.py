@@ -75,7 +75,9 @@ class LSTMSeq2Seq(nn.Module):
             num_layers=num_layers,
         )
         _checks.dropout(dropout)
-        _checks.token_id("pad_id", pad_id, min(src_vocab_size, tgt_vocab_size), "both vocab sizes")
+        _checks.token_id(
+            "pad_id", pad_id, min(src_vocab_size, tgt_vocab_size), "the smaller vocab_size"
+        )
         self.src_vocab_size, self.tgt_vocab_size, self.pad_id = (
             src_vocab_size,
             tgt_vocab_size,

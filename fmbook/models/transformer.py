@@ -163,13 +163,8 @@ class Transformer(nn.Module):
         past = _checks.decode_call(self, tgt_in, memory, memory_pad_mask, cache)
         x = self._embed(tgt_in, self.tgt_emb, past)
         for i, block in enumerate(self.decoder):
-            x = block(
-                x,
-                memory=memory,
-                memory_mask=memory_pad_mask,
-                causal=True,
-                cache=None if cache is None else cache[i],
-            )
+            layer_cache = None if cache is None else cache[i]
+            x = block(x, memory, memory_mask=memory_pad_mask, causal=True, cache=layer_cache)
         return F.linear(self.ln_dec(x), self.tgt_emb.weight)  # (B, T, V), tied output
 
     def forward(

@@ -71,6 +71,7 @@ class TransformerBlock(nn.Module):
         """x (B, T, C) -> (B, T, C); memory (B, S, C) feeds the cross-attention.
 
         mask, memory_mask: boolean (True = may attend) for self- and cross-attention.
+        causal: each position sees only itself and the past (decoders).
         cache: a :class:`KVCache` of the self-attention (incremental decoding).
         """
         _checks.block_call(self, memory, memory_mask)
