@@ -6,12 +6,15 @@ names the argument and says what it got (see :func:`describe`). Nothing here com
 anything a model uses, except :func:`pad_mask`, which returns the checked (or default) mask.
 
 * scalars: :func:`positive_int`, :func:`positive_ints`, :func:`dropout`, :func:`divisible`,
-  :func:`optional_id`, :func:`token_id`, :func:`one_of`
+  :func:`token_id`, :func:`optional_id`, :func:`one_of`
 * tensors: :func:`floats`, :func:`features`, :func:`ids`, :func:`bool_mask`, :func:`pad_mask`,
-  :func:`positions`
+  :func:`lengths`, :func:`positions`
 * attention: :func:`qkv`, :func:`rotary`, :func:`attention_call`, :func:`attention_mask`,
   :func:`block_call`, :func:`cache_append`
-* models: :func:`caches`, :func:`memory`, :func:`sampling`, :func:`decoding`
+* models: :func:`caches`, :func:`memory`, :func:`decode_call` (Transformer),
+  :func:`bert_call`, :func:`segments`, :func:`labels`, :func:`masking` (BERT),
+  :func:`seq2seq_call`, :func:`right_padding`, :func:`class_ids` (LSTM), :func:`sampling`,
+  :func:`decoding`
 """
 
 from __future__ import annotations
@@ -76,6 +79,12 @@ def one_of(name: str, value, choices) -> None:
 # ---------------------------------------------------------------------------- tensors
 
 
+def _integer_tensor(x) -> bool:
+    return torch.is_tensor(x) and not (
+        x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool
+    )
+
+
 def floats(name: str, x, min_dim: int = 2) -> None:
     """``x`` must be a floating-point tensor with at least ``min_dim`` dims."""
     if not torch.is_tensor(x) or not x.dtype.is_floating_point or x.dim() < min_dim:
@@ -106,18 +115,13 @@ def ids(
     """Token ids: a (B, T) tensor of dtype torch.long (any integer dtype with ``any_int``)
     with values in [0, vocab_size); ``past + T <= max_len`` (``past``: positions already
     cached); ``targets``, if given, of the shape of ``x``."""
-    integer = torch.is_tensor(x) and not (x.dtype.is_floating_point or x.dtype.is_complex)
-    ok = (
-        integer and x.dtype != torch.bool
-        if any_int
-        else torch.is_tensor(x) and x.dtype == torch.long
-    )
-    if not ok or x.dim() != 2 or (any_int and x.shape[1] == 0):
-        kind = (
-            "(B, T >= 1) tensor of an integer dtype"
-            if any_int
-            else "(B, T) tensor of dtype torch.long"
-        )
+    if any_int:
+        ok = _integer_tensor(x) and x.dim() == 2 and x.shape[1] >= 1
+        kind = "(B, T >= 1) tensor of an integer dtype"
+    else:
+        ok = torch.is_tensor(x) and x.dtype == torch.long and x.dim() == 2
+        kind = "(B, T) tensor of dtype torch.long"
+    if not ok:
         raise ValueError(f"{name} must be a {kind}, got {describe(x)}")
     if max_len is not None and past + x.shape[1] > max_len:
         cached = f" ({past} cached)" if past else ""
@@ -176,12 +180,7 @@ def lengths(lengths: torch.Tensor, max_len: int | None = None) -> None:
 
 def positions(pos, max_len: int | None = None) -> None:
     """``pos`` must be an integer tensor with values in [0, max_len)."""
-    if (
-        not torch.is_tensor(pos)
-        or pos.dtype.is_floating_point
-        or pos.dtype.is_complex
-        or (pos.dtype == torch.bool)
-    ):
+    if not _integer_tensor(pos):
         got = f"{pos.dtype} tensor" if torch.is_tensor(pos) else type(pos).__name__
         raise ValueError(f"positions must be an integer tensor, got {got}")
     if pos.numel() == 0:
