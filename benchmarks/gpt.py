@@ -66,11 +66,11 @@ def bench_training(cfg: GPTConfig, batch: int, steps: int, reps: int, warmup: in
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1, fused=True)
         steps_of[name] = train_step_fn(model, optimizer, is_hf=name == "hf")
     g = torch.Generator().manual_seed(0)
-    data = torch.randint(0, cfg.vocab_size, (steps, batch, cfg.block_size + 1), generator=g)
+    data = torch.randint(0, cfg.vocab_size, (steps, batch, cfg.max_len + 1), generator=g)
     for step in steps_of.values():
         for i in range(warmup):
             step(data[i, :, :-1], data[i, :, 1:])
-    tokens = steps * batch * cfg.block_size
+    tokens = steps * batch * cfg.max_len
     rates = {name: [] for name in models}
     for rep in range(reps):
         order = list(models) if rep % 2 == 0 else list(models)[::-1]  # alternate who goes first
@@ -168,8 +168,8 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     import transformers
 
-    size = dict(vocab_size=65, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=True)
-    train_cfg = GPTConfig(block_size=128, **size)
+    size = dict(vocab_size=65, n_layer=4, n_head=4, d_model=128, dropout=0.0, bias=True)
+    train_cfg = GPTConfig(max_len=128, **size)
     batch = 32
     print(f"training: {size}, context 128, batch {batch}, {args.threads} threads")
     training = bench_training(train_cfg, batch, args.steps, args.reps, args.warmup)
@@ -179,7 +179,7 @@ def main(argv=None) -> dict:
     context = args.prompt_len + args.new_tokens
     sizes = {
         "chapter_4x128": size,
-        "nanogpt_6x384": dict(size, n_layer=6, n_head=6, n_embd=384),
+        "nanogpt_6x384": dict(size, n_layer=6, n_head=6, d_model=384),
     }
     generation = {}
     for name, dims in sizes.items():
@@ -188,7 +188,7 @@ def main(argv=None) -> dict:
             "batch 1, greedy"
         )
         generation[name] = bench_generation(
-            GPTConfig(block_size=context, **dims), args.prompt_len, args.new_tokens, args.gen_reps
+            GPTConfig(max_len=context, **dims), args.prompt_len, args.new_tokens, args.gen_reps
         )
     result = {
         "training": training,

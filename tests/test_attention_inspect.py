@@ -55,7 +55,7 @@ def test_cross_attention_with_padding_and_rotary_self_attention():
 
 def test_gpt_maps_with_a_kv_cache_equal_those_of_the_whole_sequence():
     torch.manual_seed(2)
-    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16)).eval()
+    model = GPT(GPTConfig(vocab_size=11, max_len=8, n_layer=2, n_head=2, d_model=16)).eval()
     prompt = torch.randint(0, 11, (1, 3))
     with record_attention(model, names="blocks.1.attn") as cached, torch.no_grad():
         out = model.generate(prompt, 3, top_k=1)  # the prompt, then one position at a time

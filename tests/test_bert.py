@@ -146,53 +146,6 @@ def test_mask_tokens_is_reproducible():
     assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
 
 
-@pytest.mark.parametrize(
-    "kwargs, match",
-    [
-        ({"mask_id": 20}, "mask_id"),
-        ({"p": 0.0}, "p must be"),
-        ({"p": 1.5}, "p must be"),
-        ({"vocab_size": 10}, "ids must lie"),
-        ({"special_ids": (25,)}, "special_ids"),
-        ({"ids": torch.zeros(2, 3)}, "ids must be a tensor of dtype torch.long"),
-    ],
-)
-def test_mask_tokens_rejects_bad_arguments(kwargs, match):
-    args = {"ids": random_ids(), "mask_id": MASK, "vocab_size": 20} | kwargs
-    with pytest.raises(ValueError, match=match):
-        mask_tokens(**args)
-
-
-@pytest.mark.parametrize(
-    "call, match",
-    [
-        (lambda m: m(torch.zeros(2, 3)), "ids must be a"),
-        (lambda m: m(torch.zeros(2, 17, dtype=torch.long)), "max_len=16"),
-        (lambda m: m(torch.full((2, 3), 20)), "vocab_size=20"),
-        (lambda m: m(torch.zeros(2, 3, dtype=torch.long), torch.ones(2, 3)), "pad_mask"),
-        (lambda m: m(torch.zeros(2, 3, dtype=torch.long), None, torch.full((2, 3), 2)), "segment"),
-    ],
-)
-def test_bert_rejects_bad_input(call, match):
-    with pytest.raises(ValueError, match=match):
-        call(BERT(tiny()))
-
-
-def test_bad_configs_and_labels():
-    with pytest.raises(ValueError, match="divisible"):
-        tiny(d_model=15)
-    with pytest.raises(ValueError, match="pad_id"):
-        tiny(pad_id=20)
-    with pytest.raises(ValueError, match="pooling"):
-        BERTForSequenceClassification(tiny(), 3, pooling="max")
-    with pytest.raises(ValueError, match="n_classes"):
-        BERTForSequenceClassification(tiny(), 1)
-    with pytest.raises(ValueError, match="labels"):
-        BERTForSequenceClassification(tiny(), 3)(random_ids(), labels=torch.tensor([0, 1, 3]))
-    with pytest.raises(ValueError, match="labels"):
-        BERTForMaskedLM(tiny())(random_ids(), labels=torch.zeros(3, 9, dtype=torch.long))
-
-
 # ---------------------------------------------------------------------------- Lightning tasks
 
 

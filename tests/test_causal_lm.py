@@ -50,7 +50,7 @@ def test_datamodule_split_and_vocab(datamodule):
 
 def test_training_lowers_val_loss_and_history_matches_evaluate(datamodule):
     torch.manual_seed(0)
-    config = GPTConfig(vocab_size=65, block_size=32, n_layer=1, n_head=2, n_embd=32)
+    config = GPTConfig(vocab_size=65, max_len=32, n_layer=1, n_head=2, d_model=32)
     task = CausalLM(config, lr=1e-2, warmup_steps=5, max_steps=60)
     before = evaluate(task, datamodule)
     assert abs(before - math.log(65)) < 0.2

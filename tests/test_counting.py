@@ -36,14 +36,14 @@ def numel(module: torch.nn.Module) -> int:
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize(("V", "T", "L", "H", "C"), [(65, 64, 2, 4, 64), (100, 32, 3, 2, 48)])
 def test_gpt_params_equal_numel(V, T, L, H, C, bias):
-    cfg = GPTConfig(vocab_size=V, block_size=T, n_layer=L, n_head=H, n_embd=C, bias=bias)
+    cfg = GPTConfig(vocab_size=V, max_len=T, n_layer=L, n_head=H, d_model=C, bias=bias)
     per_block = 12 * C**2 + (13 * C if bias else 2 * C)
     assert gpt_params(cfg) == numel(GPT(cfg))
     assert gpt_params(cfg) == V * C + T * C + L * per_block + (2 * C if bias else C)
 
 
 def test_gpt2_small_is_124m():
-    cfg = GPTConfig(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768)
+    cfg = GPTConfig(vocab_size=50257, max_len=1024, n_layer=12, n_head=12, d_model=768)
     assert gpt_params(cfg) == 124_439_808
     with torch.device("meta"):
         assert numel(GPT(cfg)) == 124_439_808
@@ -85,7 +85,7 @@ def test_bert_params_equal_numel(kwargs):
 
 @pytest.mark.parametrize("T", [16, 48])
 def test_gpt_training_flops_equal_flop_counter(T):
-    cfg = GPTConfig(vocab_size=65, block_size=48, n_layer=2, n_head=4, n_embd=32)
+    cfg = GPTConfig(vocab_size=65, max_len=48, n_layer=2, n_head=4, d_model=32)
     model, B = GPT(cfg), 3
     idx = torch.randint(0, 65, (B, T), generator=torch.Generator().manual_seed(0))
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
@@ -101,7 +101,7 @@ def test_gpt_training_flops_equal_flop_counter(T):
 
 def test_training_flops_and_errors():
     assert training_flops(1e9, 2e10) == 1.2e20
-    cfg = GPTConfig(vocab_size=10, block_size=8)
+    cfg = GPTConfig(vocab_size=10, max_len=8)
     with pytest.raises(ValueError, match="n_tokens"):
         training_flops(1e6, 0)
     with pytest.raises(ValueError, match="context"):

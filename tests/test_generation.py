@@ -198,7 +198,7 @@ def test_searches_drive_a_decoder_only_model_through_a_closure():
     from fmbook.models import GPT, GPTConfig
 
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=11, block_size=16, n_layer=1, n_head=2, n_embd=16)).eval()
+    model = GPT(GPTConfig(vocab_size=11, max_len=16, n_layer=1, n_head=2, d_model=16)).eval()
 
     def step(prefixes):  # decoder-only: the whole prefix goes through the model
         return model(prefixes)[0][:, -1].log_softmax(-1)

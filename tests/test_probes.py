@@ -43,7 +43,7 @@ def test_bert_features_ignore_padding():
 
 def test_module_output_captures_gpt_final_states():
     torch.manual_seed(0)
-    gpt = GPT(GPTConfig(vocab_size=10, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    gpt = GPT(GPTConfig(vocab_size=10, max_len=8, n_layer=1, n_head=2, d_model=8))
     encode = module_output(gpt, gpt.ln_f)
     ids = torch.randint(1, 10, (2, 6))
     states = encode(ids)

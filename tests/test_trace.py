@@ -12,7 +12,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def gpt():
     torch.manual_seed(0)
-    cfg = GPTConfig(vocab_size=17, block_size=12, n_layer=2, n_head=2, n_embd=16)
+    cfg = GPTConfig(vocab_size=17, max_len=12, n_layer=2, n_head=2, d_model=16)
     return GPT(cfg).eval()
 
 
@@ -52,7 +52,7 @@ def test_hooks_are_removed_and_outputs_are_copies(gpt):
 
 
 def test_hooks_are_removed_after_an_error(gpt):
-    with pytest.raises(ValueError, match="block_size"):
+    with pytest.raises(ValueError, match="max_len"):
         with record(gpt):
             gpt(torch.zeros(1, 13, dtype=torch.long))
     assert all(not m._forward_hooks for m in gpt.modules())

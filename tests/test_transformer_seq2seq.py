@@ -136,35 +136,6 @@ def test_greedy_translation_equals_argmax_of_full_recomputation(trained):
     assert torch.equal(out, prefix[:, 1:].masked_fill(shifted, EOS))
 
 
-@pytest.mark.parametrize(
-    "call, match",
-    [
-        (lambda m: m(torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.long)), "src must be"),
-        (lambda m: m(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3)), "tgt_in must be"),
-        (lambda m: m(torch.full((2, 3), V), torch.zeros(2, 3, dtype=torch.long)), "vocab_size"),
-        (lambda m: m(torch.ones(2, 17, dtype=torch.long), torch.ones(2, 3, dtype=torch.long)), "max_len"),
-        (lambda m: m(torch.ones(2, 3, dtype=torch.long), torch.ones(2, 3, dtype=torch.long), torch.ones(2, 3)), "src_pad_mask"),
-        (lambda m: m.decode(torch.ones(2, 3, dtype=torch.long), torch.zeros(3, 4, 32)), "memory"),
-        (lambda m: m.decode(torch.ones(2, 3, dtype=torch.long), torch.zeros(2, 4, 32), cache=[]), "cache"),
-        (lambda m: m.translate(torch.ones(2, 3, dtype=torch.long), 17, BOS, EOS), "max_len"),
-        (lambda m: m.translate(torch.ones(2, 3, dtype=torch.long), 5, V, EOS), "bos_id"),
-        (lambda m: m.translate(torch.ones(2, 3, dtype=torch.long), 5, BOS, EOS, beam_size=0), "beam_size"),
-    ],
-)  # fmt: skip
-def test_bad_input_raises(call, match):
-    with pytest.raises(ValueError, match=match):
-        call(Transformer(tiny()))
-
-
-def test_bad_configs():
-    with pytest.raises(ValueError, match="share_embeddings"):
-        tiny(share_embeddings=True, tgt_vocab_size=20)
-    with pytest.raises(ValueError, match="positions"):
-        tiny(positions="rope")
-    with pytest.raises(ValueError, match="divisible"):
-        tiny(d_model=33)
-
-
 # ---------------------------------------------------------------------------- Lightning task
 
 

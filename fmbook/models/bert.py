@@ -20,15 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import _checks
 from ..nn import LayerNorm, LearnedPositionalEmbedding, TransformerBlock
-from ..nn.attention import describe as _describe
-from ..nn.attention import resolve_pad_mask
-from .config_checks import (
-    require_divisible,
-    require_dropout,
-    require_optional_id,
-    require_positive_ints,
-)
 
 
 @dataclass
@@ -51,12 +44,18 @@ class BERTConfig:
     bias: bool = True
 
     def __post_init__(self):
-        require_positive_ints(self, "vocab_size", "max_len", "n_layer", "n_head", "d_model")
-        require_divisible(self, "d_model", "n_head")
-        require_dropout(self)
+        _checks.positive_ints(
+            vocab_size=self.vocab_size,
+            max_len=self.max_len,
+            n_layer=self.n_layer,
+            n_head=self.n_head,
+            d_model=self.d_model,
+        )
+        _checks.divisible(self.d_model, self.n_head)
+        _checks.dropout(self.dropout)
         if not isinstance(self.n_segments, int) or self.n_segments < 0:
             raise ValueError(f"n_segments must be an int >= 0, got {self.n_segments!r}")
-        require_optional_id(self, "pad_id", "vocab_size")
+        _checks.optional_id("pad_id", self.pad_id, self.vocab_size, "vocab_size")
 
 
 def _init_weights(module: nn.Module) -> None:
@@ -92,21 +91,9 @@ class BERT(nn.Module):
             if name.endswith("proj.weight"):  # residual projections, as in GPT-2
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
 
-    def check_ids(self, ids, name: str = "ids") -> None:
-        """Raise ValueError unless ids is a (B, T) long tensor of valid ids, T <= max_len."""
-        cfg = self.config
-        if not torch.is_tensor(ids) or ids.dtype != torch.long or ids.dim() != 2:
-            raise ValueError(
-                f"{name} must be a (B, T) tensor of dtype torch.long, got {_describe(ids)}"
-            )
-        if ids.shape[1] > cfg.max_len:
-            raise ValueError(f"{name} has {ids.shape[1]} tokens, more than max_len={cfg.max_len}")
-        if ids.numel() and (ids.min() < 0 or ids.max() >= cfg.vocab_size):
-            raise ValueError(f"{name} holds token ids outside [0, vocab_size={cfg.vocab_size})")
-
     def resolve_pad_mask(self, ids: torch.Tensor, pad_mask) -> torch.Tensor | None:
         """The given pad_mask (checked), else ``ids != pad_id``, else None (no padding)."""
-        return resolve_pad_mask(ids, pad_mask, self.config.pad_id)
+        return _checks.pad_mask(ids, pad_mask, self.config.pad_id)
 
     def forward(
         self,
@@ -114,44 +101,21 @@ class BERT(nn.Module):
         pad_mask: torch.Tensor | None = None,
         segment_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        self.check_ids(ids)
+        _checks.bert_call(self, ids, segment_ids)
         pad_mask = self.resolve_pad_mask(ids, pad_mask)
         pos = torch.arange(ids.shape[1], device=ids.device)  # (T,)
         x = self.tok_emb(ids) + self.pos_emb(pos)  # (B, T, C)
         if segment_ids is not None:
-            x = x + self._segments(segment_ids, ids)
+            x = x + self.seg_emb(segment_ids)  # (B, T, C)
         x = self.drop(x)
         for block in self.blocks:
             x = block(x, mask=pad_mask)  # pad_mask (B, T) is a key padding mask
         return self.ln_f(x)  # (B, T, C)
 
-    def _segments(self, segment_ids, ids) -> torch.Tensor:
-        if self.seg_emb is None:
-            raise ValueError("segment_ids need a config with n_segments >= 1")
-        n = self.config.n_segments
-        if (
-            not torch.is_tensor(segment_ids)
-            or segment_ids.dtype != torch.long
-            or segment_ids.shape != ids.shape
-        ):
-            raise ValueError(
-                f"segment_ids must be a long tensor of the shape of ids {tuple(ids.shape)}, "
-                f"got {_describe(segment_ids)}"
-            )
-        if segment_ids.numel() and (segment_ids.min() < 0 or segment_ids.max() >= n):
-            raise ValueError(f"segment_ids must lie in [0, n_segments={n})")
-        return self.seg_emb(segment_ids)  # (B, T, C)
-
 
 def _loss(logits: torch.Tensor, labels, n_classes: int, shape) -> torch.Tensor:
     """Mean cross-entropy over labels != -100, with the labels checked."""
-    if not torch.is_tensor(labels) or labels.dtype != torch.long or labels.shape != shape:
-        raise ValueError(
-            f"labels must be a long tensor of shape {tuple(shape)}, got {_describe(labels)}"
-        )
-    valid = labels[labels != -100]
-    if valid.numel() and (valid.min() < 0 or valid.max() >= n_classes):
-        raise ValueError(f"labels must be -100 (ignored) or lie in [0, {n_classes})")
+    _checks.labels(labels, n_classes, shape)
     return F.cross_entropy(logits.flatten(0, -2), labels.flatten(), ignore_index=-100)
 
 
@@ -196,8 +160,7 @@ class BERTForSequenceClassification(nn.Module):
         super().__init__()
         if not isinstance(n_classes, int) or n_classes < 2:
             raise ValueError(f"n_classes must be an int >= 2, got {n_classes!r}")
-        if pooling not in ("cls", "mean"):
-            raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
+        _checks.one_of("pooling", pooling, ("cls", "mean"))
         self.config, self.n_classes, self.pooling = cfg, n_classes, pooling
         self.bert = BERT(cfg)
         self.pooler = nn.Linear(cfg.d_model, cfg.d_model) if pooling == "cls" else None
@@ -251,7 +214,7 @@ def mask_tokens(
     positions and -100 (ignored by the loss) elsewhere. Random draws use ``generator``
     (on the device of ``ids``) for reproducible masks.
     """
-    specials = _check_masking_args(ids, mask_id, vocab_size, special_ids, p)
+    specials = _checks.masking(ids, mask_id, vocab_size, special_ids, p)  # special ids + mask_id
     device = ids.device
 
     def uniform() -> torch.Tensor:
@@ -267,23 +230,3 @@ def mask_tokens(
     inputs = torch.where(selected & (action < 0.8), torch.full_like(ids, mask_id), ids)
     inputs = torch.where(selected & (action >= 0.8) & (action < 0.9), random_ids, inputs)
     return inputs, labels
-
-
-def _check_masking_args(ids, mask_id, vocab_size, special_ids, p) -> torch.Tensor:
-    """Check the arguments of :func:`mask_tokens`; return the special ids (with mask_id)."""
-    if not isinstance(vocab_size, int) or vocab_size < 2:
-        raise ValueError(f"vocab_size must be an int >= 2, got {vocab_size!r}")
-    if not torch.is_tensor(ids) or ids.dtype != torch.long:
-        raise ValueError(f"ids must be a tensor of dtype torch.long, got {_describe(ids)}")
-    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
-        raise ValueError(f"ids must lie in [0, vocab_size={vocab_size})")
-    if not isinstance(mask_id, int) or not 0 <= mask_id < vocab_size:
-        raise ValueError(f"mask_id must be an id in [0, vocab_size={vocab_size}), got {mask_id!r}")
-    special = sorted({int(i) for i in special_ids} | {mask_id})
-    if special[0] < 0 or special[-1] >= vocab_size:
-        raise ValueError(f"special_ids must lie in [0, vocab_size={vocab_size}), got {special}")
-    if len(special) >= vocab_size:
-        raise ValueError("special_ids leave no ordinary token to draw random replacements from")
-    if not isinstance(p, (int, float)) or not 0.0 < p <= 1.0:
-        raise ValueError(f"p must be in (0, 1], got {p!r}")
-    return torch.tensor(special, device=ids.device)

@@ -1,6 +1,6 @@
 """Closed-form parameter and FLOP counts for the book's Transformers.
 
-Symbols: V vocabulary, T context (block size), C channels (d_model), L layers.
+Symbols: V vocabulary, T context (max_len), C channels (d_model), L layers.
 Every count is exact for fmbook's models (the tests compare it with ``numel()`` and with
 ``torch.utils.flop_counter.FlopCounterMode``), not an approximation:
 
@@ -15,6 +15,7 @@ Every count is exact for fmbook's models (the tests compare it with ``numel()`` 
 
 from __future__ import annotations
 
+from .. import _checks
 from ..nn import swiglu_hidden
 from .bert import BERTConfig
 from .gpt import GPTConfig
@@ -24,23 +25,17 @@ _MLPS = ("gelu", "swiglu")
 _NORMS = ("layer", "rms")
 
 
-def _positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
 def norm_params(d_model: int, *, norm: str = "layer", bias: bool = True) -> int:
     """LayerNorm: gain and bias (``2 C``, or ``C`` without bias); RMSNorm: gain only (``C``)."""
-    _positive_int("d_model", d_model)
-    if norm not in _NORMS:
-        raise ValueError(f"norm must be one of {list(_NORMS)}, got {norm!r}")
+    _checks.positive_int("d_model", d_model)
+    _checks.one_of("norm", norm, _NORMS)
     return 2 * d_model if norm == "layer" and bias else d_model
 
 
 def attention_params(d_model: int, *, bias: bool = True) -> int:
     """Multi-head attention, self or cross: W_q, W_k, W_v, W_o are C x C each, so
     ``4 C^2`` (+ ``4 C`` biases). The number of heads does not matter."""
-    _positive_int("d_model", d_model)
+    _checks.positive_int("d_model", d_model)
     return 4 * d_model**2 + (4 * d_model if bias else 0)
 
 
@@ -49,12 +44,11 @@ def mlp_params(
 ) -> int:
     """GELU MLP: ``2 C h + h + C`` (h = 4C by default); SwiGLU: ``3 C h + 2 h + C``
     (h = :func:`~fmbook.nn.swiglu_hidden` by default). Biases only with ``bias``."""
-    _positive_int("d_model", d_model)
-    if mlp not in _MLPS:
-        raise ValueError(f"mlp must be one of {list(_MLPS)}, got {mlp!r}")
+    _checks.positive_int("d_model", d_model)
+    _checks.one_of("mlp", mlp, _MLPS)
     if hidden is None:
         hidden = 4 * d_model if mlp == "gelu" else swiglu_hidden(d_model)
-    _positive_int("hidden", hidden)
+    _checks.positive_int("hidden", hidden)
     n_in = 1 if mlp == "gelu" else 2  # input matrices: W_1 (and the gate's W_3)
     return (n_in + 1) * d_model * hidden + ((n_in * hidden + d_model) if bias else 0)
 
@@ -85,10 +79,10 @@ def gpt_params(cfg: GPTConfig) -> int:
     """All parameters of :class:`~fmbook.models.gpt.GPT`: token embeddings (shared with the
     output head, so counted once) ``V C``, positions ``T C``, the blocks, the final norm."""
     _require(cfg, GPTConfig)
-    C = cfg.n_embd
+    C = cfg.d_model
     return (
         cfg.vocab_size * C
-        + cfg.block_size * C
+        + cfg.max_len * C
         + cfg.n_layer * block_params(C, bias=cfg.bias)
         + norm_params(C, bias=cfg.bias)
     )
@@ -128,7 +122,7 @@ def gpt_matmul_params(cfg: GPTConfig) -> int:
     ``V C`` in the output head. Embedding and position lookups, biases and norm gains cost
     no multiply-adds, so they are left out."""
     _require(cfg, GPTConfig)
-    return 12 * cfg.n_layer * cfg.n_embd**2 + cfg.vocab_size * cfg.n_embd
+    return 12 * cfg.n_layer * cfg.d_model**2 + cfg.vocab_size * cfg.d_model
 
 
 def gpt_flops_per_token(cfg: GPTConfig, context: int, *, training: bool = True) -> int:
@@ -140,10 +134,10 @@ def gpt_flops_per_token(cfg: GPTConfig, context: int, *, training: bool = True) 
     work in a plain implementation); a multiply-add is 2 FLOPs.
     """
     _require(cfg, GPTConfig)
-    _positive_int("context", context)
-    if context > cfg.block_size:
-        raise ValueError(f"context must be <= block_size={cfg.block_size}, got {context}")
-    forward = 2 * gpt_matmul_params(cfg) + 4 * cfg.n_layer * context * cfg.n_embd
+    _checks.positive_int("context", context)
+    if context > cfg.max_len:
+        raise ValueError(f"context must be <= max_len={cfg.max_len}, got {context}")
+    forward = 2 * gpt_matmul_params(cfg) + 4 * cfg.n_layer * context * cfg.d_model
     return 3 * forward if training else forward
 
 

@@ -47,8 +47,8 @@ def gpt2_config(cfg: GPTConfig, attn_implementation: str | None = None):
         raise ValueError("cfg.bias must be True: GPT-2 has biases in every linear layer and norm")
     config = _transformers().GPT2Config(
         vocab_size=cfg.vocab_size,
-        n_positions=cfg.block_size,
-        n_embd=cfg.n_embd,
+        n_positions=cfg.max_len,
+        n_embd=cfg.d_model,
         n_layer=cfg.n_layer,
         n_head=cfg.n_head,
         activation_function="gelu",  # exact (erf) GELU, as F.gelu; GPT-2 itself uses gelu_new

@@ -38,29 +38,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from .. import _checks
+
 
 def seq2seq_loss(logits: torch.Tensor, tgt_out: torch.Tensor, pad_id: int) -> torch.Tensor:
     """Mean cross-entropy over non-pad target positions: ``logits`` (B, T, V) and integer
     targets ``tgt_out`` (B, T)."""
-    if logits.dim() != 3 or tgt_out.shape != logits.shape[:2]:
-        raise ValueError(
-            f"logits must be (B, T, V) and tgt_out (B, T), got {tuple(logits.shape)} and "
-            f"{tuple(tgt_out.shape)}"
-        )
-    if tgt_out.dtype.is_floating_point or tgt_out.dtype == torch.bool:
-        raise ValueError(
-            f"tgt_out must hold integer class ids (not one-hot/float targets), got {tgt_out.dtype}"
-        )
+    _checks.class_ids(logits, tgt_out, "tgt_out")
     return F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=pad_id)
-
-
-def _check_tokens(name: str, ids, vocab_size: int) -> None:
-    if not torch.is_tensor(ids) or ids.dtype.is_floating_point or ids.dtype == torch.bool:
-        raise ValueError(f"{name} must be an integer tensor of token ids, got {ids!r:.80}")
-    if ids.dim() != 2 or ids.shape[1] == 0:
-        raise ValueError(f"{name} must have shape (B, T) with T >= 1, got {tuple(ids.shape)}")
-    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
-        raise ValueError(f"{name} ids must lie in [0, vocab_size={vocab_size})")
 
 
 class LSTMSeq2Seq(nn.Module):
@@ -82,19 +67,17 @@ class LSTMSeq2Seq(nn.Module):
         pad_id: int = 0,
     ):
         super().__init__()
-        for name, value in (
-            ("src_vocab_size", src_vocab_size),
-            ("tgt_vocab_size", tgt_vocab_size),
-            ("emb_dim", emb_dim),
-            ("hidden_size", hidden_size),
-            ("num_layers", num_layers),
-        ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        if not 0 <= dropout < 1:
-            raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
-        if not isinstance(pad_id, int) or not 0 <= pad_id < min(src_vocab_size, tgt_vocab_size):
-            raise ValueError(f"pad_id must be an int id in both vocabularies, got {pad_id!r}")
+        _checks.positive_ints(
+            src_vocab_size=src_vocab_size,
+            tgt_vocab_size=tgt_vocab_size,
+            emb_dim=emb_dim,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+        )
+        _checks.dropout(dropout)
+        _checks.token_id(
+            "pad_id", pad_id, min(src_vocab_size, tgt_vocab_size), "the smaller vocab_size"
+        )
         self.src_vocab_size, self.tgt_vocab_size, self.pad_id = (
             src_vocab_size,
             tgt_vocab_size,
@@ -111,27 +94,13 @@ class LSTMSeq2Seq(nn.Module):
     # ------------------------------------------------------------------ encoder
 
     def _lengths(self, src: torch.Tensor, src_pad_mask) -> torch.Tensor:
-        mask = src != self.pad_id if src_pad_mask is None else src_pad_mask
-        if not torch.is_tensor(mask) or mask.dtype != torch.bool or mask.shape != src.shape:
-            raise ValueError(
-                f"src_pad_mask must be a bool tensor of the shape of src {tuple(src.shape)}, "
-                "True for real tokens"
-            )
-        if not mask[:, 0].all():  # right padding: every row starts with a real token
-            raise ValueError(
-                "every source needs at least one real token; src_pad_mask must be True for real "
-                "tokens (the fmbook.nn convention), not for padding"
-            )
-        lengths = mask.sum(1)
-        positions = torch.arange(src.shape[1], device=src.device)
-        if not torch.equal(mask, positions < lengths[:, None]):
-            raise ValueError("sources must be right-padded: src_pad_mask must be True, then False")
-        return lengths
+        mask = _checks.right_padding(src, src_pad_mask, self.pad_id)  # (B, T), True = real
+        return mask.sum(1)  # (B,)
 
     def encode(self, src: torch.Tensor, src_pad_mask: torch.Tensor | None = None):
         """The encoder's final ``(h, c)``, each ``(num_layers, B, hidden_size)``, taken after
         each source's last real token."""
-        _check_tokens("src", src, self.src_vocab_size)
+        _checks.ids(src, self.src_vocab_size, "src", any_int=True)
         lengths = self._lengths(src, src_pad_mask)
         embedded = self.dropout(self.src_embed(src))
         packed = pack_padded_sequence(
@@ -144,18 +113,13 @@ class LSTMSeq2Seq(nn.Module):
 
     def decode(self, tgt_in: torch.Tensor, state):
         """Run the decoder from ``state`` over ``tgt_in``; returns ``(logits, new_state)``."""
-        _check_tokens("tgt_in", tgt_in, self.tgt_vocab_size)
+        _checks.ids(tgt_in, self.tgt_vocab_size, "tgt_in", any_int=True)
         out, state = self.decoder(self.dropout(self.tgt_embed(tgt_in)), state)
         return self.head(self.dropout(out)), state
 
     def forward(self, src, tgt_in, src_pad_mask=None) -> torch.Tensor:
         """Teacher-forced logits ``(B, T_tgt, tgt_vocab_size)``, conditioned on ``src``."""
-        _check_tokens("src", src, self.src_vocab_size)
-        _check_tokens("tgt_in", tgt_in, self.tgt_vocab_size)
-        if src.shape[0] != tgt_in.shape[0]:
-            raise ValueError(
-                f"src and tgt_in must share the batch size, got {src.shape[0]} and {tgt_in.shape[0]}"
-            )
+        _checks.seq2seq_call(self, src, tgt_in)
         logits, _ = self.decode(tgt_in, self.encode(src, src_pad_mask))
         return logits
 
@@ -171,13 +135,7 @@ class LSTMSeq2Seq(nn.Module):
         ``eos_id``. Returns ``(B, <= max_len)`` ids without the BOS; each row ends with its
         EOS (if produced within ``max_len``) followed by ``pad_id``. Runs in eval mode
         (dropout off) and restores the previous mode."""
-        if not isinstance(max_len, int) or max_len < 1:
-            raise ValueError(f"max_len must be an int >= 1, got {max_len!r}")
-        for name, value in (("bos_id", bos_id), ("eos_id", eos_id)):
-            if not isinstance(value, int) or not 0 <= value < self.tgt_vocab_size:
-                raise ValueError(
-                    f"{name} must be an id in [0, {self.tgt_vocab_size}), got {value!r}"
-                )
+        _checks.decoding(max_len, bos_id, eos_id, self.tgt_vocab_size)
         was_training = self.training
         self.eval()
         try:

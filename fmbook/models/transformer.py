@@ -32,6 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import _checks
 from ..generation import beam_search, greedy_search
 from ..nn import (
     KVCache,
@@ -39,14 +40,6 @@ from ..nn import (
     LearnedPositionalEmbedding,
     SinusoidalPositionalEncoding,
     TransformerBlock,
-)
-from ..nn.attention import describe as _describe
-from ..nn.attention import resolve_pad_mask
-from .config_checks import (
-    require_divisible,
-    require_dropout,
-    require_optional_id,
-    require_positive_ints,
 )
 
 
@@ -69,26 +62,24 @@ class Seq2SeqConfig:
     bias: bool = True
 
     def __post_init__(self):
-        require_positive_ints(
-            self,
-            "src_vocab_size",
-            "tgt_vocab_size",
-            "max_len",
-            "n_encoder_layers",
-            "n_decoder_layers",
-            "n_head",
-            "d_model",
+        _checks.positive_ints(
+            src_vocab_size=self.src_vocab_size,
+            tgt_vocab_size=self.tgt_vocab_size,
+            max_len=self.max_len,
+            n_encoder_layers=self.n_encoder_layers,
+            n_decoder_layers=self.n_decoder_layers,
+            n_head=self.n_head,
+            d_model=self.d_model,
         )
-        require_divisible(self, "d_model", "n_head")
-        require_dropout(self)
-        if self.positions not in ("sinusoidal", "learned"):
-            raise ValueError(f"positions must be 'sinusoidal' or 'learned', got {self.positions!r}")
+        _checks.divisible(self.d_model, self.n_head)
+        _checks.dropout(self.dropout)
+        _checks.one_of("positions", self.positions, ("sinusoidal", "learned"))
         if self.share_embeddings and self.src_vocab_size != self.tgt_vocab_size:
             raise ValueError(
                 "share_embeddings needs src_vocab_size == tgt_vocab_size, got "
                 f"{self.src_vocab_size} and {self.tgt_vocab_size}"
             )
-        require_optional_id(self, "pad_id", "src_vocab_size")
+        _checks.optional_id("pad_id", self.pad_id, self.src_vocab_size, "src_vocab_size")
 
 
 class Transformer(nn.Module):
@@ -134,24 +125,9 @@ class Transformer(nn.Module):
             elif name.endswith("bias") and not name.split(".")[-2].startswith("ln"):
                 nn.init.zeros_(p)
 
-    # ------------------------------------------------------------------------ checks
-
-    def _check_ids(self, ids, name: str, vocab_size: int, past: int = 0) -> None:
-        if not torch.is_tensor(ids) or ids.dtype != torch.long or ids.dim() != 2:
-            raise ValueError(
-                f"{name} must be a (B, T) tensor of dtype torch.long, got {_describe(ids)}"
-            )
-        if past + ids.shape[1] > self.config.max_len:
-            raise ValueError(
-                f"{name} reaches position {past + ids.shape[1]}, beyond max_len={self.config.max_len}"
-            )
-        if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
-            raise ValueError(f"{name} holds token ids outside [0, vocab_size={vocab_size})")
-
     def _src_mask(self, src: torch.Tensor, src_pad_mask) -> torch.Tensor | None:
-        return resolve_pad_mask(
-            src, src_pad_mask, self.config.pad_id, name="src_pad_mask", of="src"
-        )
+        """src_pad_mask (checked), else ``src != pad_id``, else None."""
+        return _checks.pad_mask(src, src_pad_mask, self.config.pad_id, "src_pad_mask", "src")
 
     # ------------------------------------------------------------------------ passes
 
@@ -163,7 +139,7 @@ class Transformer(nn.Module):
     def encode(self, src: torch.Tensor, src_pad_mask: torch.Tensor | None = None) -> torch.Tensor:
         """src (B, S) -> memory (B, S, C). ``src_pad_mask`` (B, S): True for real tokens
         (default ``src != pad_id``); padded positions are never attended to."""
-        self._check_ids(src, "src", self.config.src_vocab_size)
+        _checks.ids(src, self.config.src_vocab_size, "src", self.config.max_len)
         mask = self._src_mask(src, src_pad_mask)
         x = self._embed(src, self.src_emb)
         for block in self.encoder:
@@ -181,52 +157,15 @@ class Transformer(nn.Module):
         memory_pad_mask: torch.Tensor | None = None,
         cache: list[KVCache] | None = None,
     ) -> torch.Tensor:
-        """tgt_in (B, T), memory (B, S, C) -> logits (B, T, V).
-
-        ``memory_pad_mask`` (B, S): True for real source tokens (None: attend to all).
-        ``cache`` (from :meth:`new_cache`): the decoder self-attention keys and values of
-        the earlier target positions, extended in place; tgt_in then holds the positions
-        ``len(cache[0])`` onwards, and the result equals decoding the whole prefix at once.
-        """
-        past = self._check_cache(cache)
-        self._check_ids(tgt_in, "tgt_in", self.config.tgt_vocab_size, past)
-        if not torch.is_tensor(memory) or memory.dim() != 3 or memory.shape[0] != tgt_in.shape[0]:
-            raise ValueError(
-                f"memory must be a (B={tgt_in.shape[0]}, S, d_model) tensor, got {_describe(memory)}"
-            )
-        if memory_pad_mask is not None and (
-            not torch.is_tensor(memory_pad_mask)
-            or memory_pad_mask.dtype != torch.bool
-            or memory_pad_mask.shape != memory.shape[:2]
-        ):
-            raise ValueError(
-                f"memory_pad_mask must be a boolean (B, S) = {tuple(memory.shape[:2])} tensor, "
-                f"got {_describe(memory_pad_mask)}"
-            )
+        """tgt_in (B, T), memory (B, S, C) -> logits (B, T, V). ``memory_pad_mask`` (B, S):
+        True for real source tokens. ``cache`` (:meth:`new_cache`): the earlier positions'
+        keys and values, extended in place; tgt_in then holds the positions after them."""
+        past = _checks.decode_call(self, tgt_in, memory, memory_pad_mask, cache)
         x = self._embed(tgt_in, self.tgt_emb, past)
         for i, block in enumerate(self.decoder):
-            x = block(
-                x,
-                memory=memory,
-                memory_mask=memory_pad_mask,
-                causal=True,
-                cache=None if cache is None else cache[i],
-            )
+            layer_cache = None if cache is None else cache[i]
+            x = block(x, memory, memory_mask=memory_pad_mask, causal=True, cache=layer_cache)
         return F.linear(self.ln_dec(x), self.tgt_emb.weight)  # (B, T, V), tied output
-
-    def _check_cache(self, cache) -> int:
-        if cache is None:
-            return 0
-        if (
-            not isinstance(cache, list)
-            or len(cache) != len(self.decoder)
-            or not all(isinstance(c, KVCache) for c in cache)
-        ):
-            raise ValueError(
-                f"cache must be a list of {len(self.decoder)} KVCache (use new_cache()), "
-                f"got {type(cache).__name__}"
-            )
-        return len(cache[0])
 
     def forward(
         self,
@@ -254,22 +193,12 @@ class Transformer(nn.Module):
     ) -> torch.Tensor:
         """Decode a translation of each source row: src (B, S) -> ids (B, L), L <= max_len.
 
-        Greedy with ``beam_size=1``, beam search otherwise (GNMT ``length_penalty``, see
-        :func:`fmbook.generation.beam_search`). The output excludes BOS, includes the EOS
-        of each row that produced one, and is padded with ``eos_id`` after it.
+        Greedy with ``beam_size=1``, beam search otherwise (GNMT ``length_penalty``). The
+        output excludes BOS, includes each row's EOS, and is padded with ``eos_id`` after it.
         """
-        tgt_vocab = self.config.tgt_vocab_size
-        for name, value in (("bos_id", bos_id), ("eos_id", eos_id)):
-            if not isinstance(value, int) or not 0 <= value < tgt_vocab:
-                raise ValueError(
-                    f"{name} must be an id in [0, tgt_vocab_size={tgt_vocab}), got {value!r}"
-                )
-        if not isinstance(max_len, int) or not 1 <= max_len <= self.config.max_len:
-            raise ValueError(
-                f"max_len must be an int in [1, {self.config.max_len}], got {max_len!r}"
-            )
-        if not isinstance(beam_size, int) or beam_size < 1:
-            raise ValueError(f"beam_size must be an int >= 1, got {beam_size!r}")
+        _checks.decoding(
+            max_len, bos_id, eos_id, self.config.tgt_vocab_size, beam_size, self.config.max_len
+        )
         was_training = self.training
         self.eval()
         try:
@@ -301,7 +230,6 @@ class Transformer(nn.Module):
 
         def reorder(index: torch.Tensor) -> None:
             for c in cache:
-                if c.k is not None:
-                    c.k, c.v = c.k[index], c.v[index]
+                c.reorder(index)
 
         return step, reorder

@@ -27,6 +27,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import _checks
+from .._checks import describe  # noqa: F401 (fmbook.adapt imports it from here)
 from .positional import RotaryEmbedding
 
 # ---------------------------------------------------------------------------- masks
@@ -44,91 +46,12 @@ def padding_mask(lengths: torch.Tensor | list[int], max_len: int | None = None) 
     Pass it as ``mask`` to :class:`MultiHeadAttention` to ignore right-padded keys.
     """
     lengths = torch.as_tensor(lengths)
-    if lengths.dim() != 1 or lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
-        raise ValueError(f"lengths must be a 1-D integer sequence, got {lengths!r}")
+    _checks.lengths(lengths, max_len)
     max_len = int(lengths.max()) if max_len is None else max_len
-    if lengths.numel() and (lengths.min() < 0 or lengths.max() > max_len):
-        raise ValueError(f"lengths must lie in [0, max_len={max_len}], got {lengths.tolist()}")
     return torch.arange(max_len, device=lengths.device) < lengths[:, None]  # (B, max_len)
 
 
-# ---------------------------------------------------------------------------- checks
-
-
-def describe(x) -> str:
-    """What an argument is, for error messages: dtype and shape of a tensor, else its type."""
-    if torch.is_tensor(x):
-        return f"{x.dtype} tensor of shape {tuple(x.shape)}"
-    return type(x).__name__
-
-
-_describe = describe
-
-
-def resolve_pad_mask(
-    ids: torch.Tensor, pad_mask, pad_id: int | None, *, name: str = "pad_mask", of: str = "ids"
-) -> torch.Tensor | None:
-    """A key padding mask for ``ids`` (B, T): ``pad_mask`` if given (checked: boolean, the
-    shape of ids, True = real token), else ``ids != pad_id``, else None (no padding)."""
-    if pad_mask is None:
-        return None if pad_id is None else ids != pad_id
-    if not torch.is_tensor(pad_mask) or pad_mask.dtype != torch.bool or pad_mask.shape != ids.shape:
-        raise ValueError(
-            f"{name} must be a boolean tensor of the shape of {of} {tuple(ids.shape)} "
-            f"(True = real token), got {describe(pad_mask)}"
-        )
-    return pad_mask
-
-
-def _check_float(name: str, x, min_dim: int = 2) -> None:
-    if not torch.is_tensor(x) or not x.dtype.is_floating_point or x.dim() < min_dim:
-        raise ValueError(
-            f"{name} must be a floating-point tensor with at least {min_dim} dims, "
-            f"got {_describe(x)}"
-        )
-
-
-def _check_qkv(q, k, v, mask, causal, dropout_p=0.0) -> None:
-    """Raise ValueError unless q (..., Tq, D), k (..., Tk, D), v (..., Tk, Dv) and mask fit."""
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        _check_float(name, t)
-    if not (q.dtype == k.dtype == v.dtype):
-        raise ValueError(f"q, k, v must share a dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
-    if k.shape[-1] != q.shape[-1]:
-        raise ValueError(
-            f"k must have the last dim d_k={q.shape[-1]} of q, got k of shape {tuple(k.shape)}"
-        )
-    if v.shape[-2] != k.shape[-2]:
-        raise ValueError(
-            f"v must have as many rows as k (Tk={k.shape[-2]}), got v of shape {tuple(v.shape)}"
-        )
-    if not (q.shape[:-2] == k.shape[:-2] == v.shape[:-2]):
-        raise ValueError(
-            "q, k, v must share their leading (batch, head) dims, got shapes "
-            f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
-        )
-    if not isinstance(causal, bool):
-        raise ValueError(f"causal must be a bool, got {causal!r}")
-    if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p!r}")
-    if mask is not None:
-        _check_mask(mask, (*q.shape[:-1], k.shape[-2]))
-
-
-def _check_mask(mask, scores_shape: tuple[int, ...]) -> None:
-    if not torch.is_tensor(mask) or mask.dtype != torch.bool:
-        raise ValueError(
-            f"mask must be a boolean tensor (True = may attend), got {_describe(mask)}"
-        )
-    try:
-        fits = torch.broadcast_shapes(mask.shape, scores_shape) == torch.Size(scores_shape)
-    except RuntimeError:
-        fits = False
-    if not fits:
-        raise ValueError(
-            f"mask of shape {tuple(mask.shape)} does not broadcast to the attention scores' "
-            f"shape (..., Tq, Tk) = {tuple(scores_shape)}"
-        )
+# ---------------------------------------------------------------------------- attention
 
 
 def _full_mask(q, k, mask, causal) -> torch.Tensor | None:
@@ -137,9 +60,6 @@ def _full_mask(q, k, mask, causal) -> torch.Tensor | None:
         cm = causal_mask(q.shape[-2], k.shape[-2], device=q.device)  # (Tq, Tk)
         mask = cm if mask is None else mask & cm
     return mask
-
-
-# ---------------------------------------------------------------------------- attention
 
 
 def scaled_dot_product_attention(
@@ -153,14 +73,11 @@ def scaled_dot_product_attention(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Attention written out: ``softmax(q k^T / sqrt(d_k) + M) v``, returns (output, weights).
 
-    q (..., Tq, d_k), k (..., Tk, d_k), v (..., Tk, d_v) -> output (..., Tq, d_v) and weights
-    (..., Tq, Tk). ``M`` is 0 where the boolean ``mask`` (broadcastable to (..., Tq, Tk)) is
-    True and ``-inf`` where it is False; ``causal=True`` also blocks keys after each query
-    (end-aligned, see the module docstring). Rows of weights sum to 1, except for queries
-    that may attend to nothing: those get zero weights and a zero output. ``dropout_p`` drops
-    attention weights (pass 0 at evaluation time).
+    ``M`` is 0 where the boolean ``mask`` (broadcastable to (..., Tq, Tk)) is True, ``-inf``
+    elsewhere; ``causal=True`` also blocks later keys (end-aligned). A query that may attend
+    to nothing gets zero weights and output. ``dropout_p`` drops attention weights.
     """
-    _check_qkv(q, k, v, mask, causal, dropout_p)
+    _checks.qkv(q, k, v, mask, causal, dropout_p)  # q (..., Tq, d_k), k, v (..., Tk, d_k/d_v)
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., Tq, Tk)
     mask = _full_mask(q, k, mask, causal)
     if mask is not None:
@@ -185,11 +102,11 @@ def sdpa(
     *,
     dropout_p: float = 0.0,
 ) -> torch.Tensor:
-    """The fast path: the output of :func:`scaled_dot_product_attention` (same arguments and
-    conventions) computed by ``torch.nn.functional.scaled_dot_product_attention``, which
-    picks a fused kernel (FlashAttention and friends) where it can. Returns (..., Tq, d_v).
+    """The output of :func:`scaled_dot_product_attention` (same arguments and conventions)
+    through ``torch.nn.functional.scaled_dot_product_attention``, which picks a fused kernel
+    (FlashAttention and friends) where it can. Returns (..., Tq, d_v).
     """
-    _check_qkv(q, k, v, mask, causal, dropout_p)
+    _checks.qkv(q, k, v, mask, causal, dropout_p)
     if mask is None and causal and q.shape[-2] == k.shape[-2]:
         # square causal: torch's start-aligned is_causal equals our end-aligned mask
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
@@ -222,16 +139,18 @@ class KVCache:
 
     def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Add k, v (B, H, T_new, D); return all keys and values (B, H, T_old + T_new, D)."""
+        _checks.cache_append(self, k)
         if self.k is not None:
-            if k.shape[:2] != self.k.shape[:2]:
-                raise ValueError(
-                    f"cache holds (batch, heads) = {tuple(self.k.shape[:2])}, "
-                    f"got new keys for {tuple(k.shape[:2])}; start a fresh KVCache"
-                )
             k = torch.cat((self.k, k), dim=-2)
             v = torch.cat((self.v, v), dim=-2)
         self.k, self.v = k, v
         return k, v
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Keep rows ``index`` (N,) of the batch, in that order (beam search moves beams
+        between rows): k, v (B, H, T, D) -> (N, H, T, D)."""
+        if self.k is not None:
+            self.k, self.v = self.k[index], self.v[index]
 
 
 class MultiHeadAttention(nn.Module):
@@ -256,7 +175,9 @@ class MultiHeadAttention(nn.Module):
         rotary: RotaryEmbedding | None = None,
     ):
         super().__init__()
-        _check_sizes(d_model, n_head, dropout)
+        _checks.positive_ints(d_model=d_model, n_head=n_head)
+        _checks.divisible(d_model, n_head)
+        _checks.dropout(dropout)
         if rotary is not None and (cross or rotary.d_head != d_model // n_head):
             raise ValueError(
                 "rotary must be a RotaryEmbedding with d_head = d_model // n_head = "
@@ -272,6 +193,15 @@ class MultiHeadAttention(nn.Module):
         self.proj = nn.Linear(d_model, d_model, bias=bias)
         self.resid_drop = nn.Dropout(dropout)
         self.rotary = rotary
+
+    @staticmethod
+    def _as_4d(mask: torch.Tensor | None) -> torch.Tensor | None:
+        return mask[:, None, None, :] if mask is not None and mask.dim() == 2 else mask
+
+    def _attention_mask(self, mask, B: int, Tq: int, Tk: int) -> torch.Tensor | None:
+        """``mask`` checked and as attention applies it (for fmbook.nn.inspect)."""
+        _checks.attention_mask(mask, B, self.n_head, Tq, Tk)
+        return self._as_4d(mask)
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
         B, T, C = t.shape
@@ -296,17 +226,16 @@ class MultiHeadAttention(nn.Module):
     ) -> torch.Tensor:
         """x (B, Tq, C) -> (B, Tq, C).
 
-        context: the memory (B, Tk, C) to attend to; required iff ``cross=True``.
-        mask: boolean, True = may attend; either a key padding mask (B, Tk) or a mask
-            broadcastable to (B, H, Tq, Tk). With a cache, Tk counts cached and new positions.
+        context: the memory (B, Tk, C) to attend to (cross-attention only).
+        mask: boolean, True = may attend: a key padding mask (B, Tk) or broadcastable to
+            (B, H, Tq, Tk); Tk counts cached and new positions.
         causal: block keys after each query (end-aligned, so it works with a cache).
-        cache: a :class:`KVCache` (self-attention only), extended in place with x's keys and
-            values; x then holds the positions ``len(cache)`` onwards.
+        cache: a :class:`KVCache` (self-attention), extended in place with x's keys and values.
         """
-        B, Tq = self._check_inputs(x, context, cache)
+        _checks.attention_call(self, x, context, mask, cache)
+        B, Tq, _ = x.shape
         past = 0 if cache is None else len(cache)
-        Tk = past + (context.shape[1] if self.cross else Tq)
-        mask = self._attention_mask(mask, B, Tq, Tk)  # checked before the cache grows
+        mask = self._as_4d(mask)  # key padding (B, Tk) -> (B, 1, 1, Tk)
         q, k, v = self._project(x, context)  # (B, H, Tq, D), (B, H, Tk - past, D) x 2
         if self.rotary is not None:
             q, k = self.rotary(q, k, torch.arange(past, past + Tq, device=x.device))
@@ -316,59 +245,3 @@ class MultiHeadAttention(nn.Module):
         y = sdpa(q, k, v, mask=mask, causal=causal, dropout_p=p)  # (B, H, Tq, D)
         y = y.transpose(1, 2).reshape(B, Tq, self.d_model)  # concatenate the heads
         return self.resid_drop(self.proj(y))
-
-    def _check_inputs(self, x, context, cache) -> tuple[int, int]:
-        _check_float("x", x, min_dim=3)
-        if x.dim() != 3 or x.shape[-1] != self.d_model:
-            raise ValueError(
-                f"x must have shape (B, T, d_model={self.d_model}), got {_describe(x)}"
-            )
-        if self.cross:
-            if context is None:
-                raise ValueError("context (B, Tk, d_model) is required for cross-attention")
-            _check_float("context", context, min_dim=3)
-            if (
-                context.dim() != 3
-                or context.shape[0] != x.shape[0]
-                or context.shape[-1] != self.d_model
-            ):
-                raise ValueError(
-                    f"context must have shape (B={x.shape[0]}, Tk, d_model={self.d_model}), "
-                    f"got {_describe(context)}"
-                )
-            if cache is not None:
-                raise ValueError("cache is for self-attention; cross-attention takes cache=None")
-        elif context is not None:
-            raise ValueError("context must be None for self-attention (build with cross=True)")
-        if cache is not None and not isinstance(cache, KVCache):
-            raise ValueError(f"cache must be a KVCache or None, got {type(cache).__name__}")
-        return x.shape[0], x.shape[1]
-
-    def _attention_mask(self, mask, B: int, Tq: int, Tk: int) -> torch.Tensor | None:
-        """Key padding (B, Tk) -> (B, 1, 1, Tk); a 4-D mask is checked as it is."""
-        if mask is None:
-            return None
-        if torch.is_tensor(mask) and mask.dim() == 2:
-            if mask.shape != (B, Tk):
-                raise ValueError(
-                    f"a 2-D mask is a key padding mask of shape (B, Tk) = {(B, Tk)}, "
-                    f"got {tuple(mask.shape)}"
-                )
-            mask = mask[:, None, None, :]  # (B, 1, 1, Tk)
-        elif not torch.is_tensor(mask) or mask.dim() != 4:
-            raise ValueError(
-                "mask must be a key padding mask (B, Tk) or broadcastable to (B, H, Tq, Tk) = "
-                f"{(B, self.n_head, Tq, Tk)}, got {_describe(mask)}"
-            )
-        _check_mask(mask, (B, self.n_head, Tq, Tk))
-        return mask
-
-
-def _check_sizes(d_model, n_head, dropout) -> None:
-    for name, value in (("d_model", d_model), ("n_head", n_head)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if d_model % n_head:
-        raise ValueError(f"d_model ({d_model}) must be divisible by n_head ({n_head})")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .. import _checks
 from .attention import KVCache, MultiHeadAttention
 from .mlp import MLP, SwiGLU
 from .norms import LayerNorm, RMSNorm
@@ -43,10 +44,8 @@ class TransformerBlock(nn.Module):
         rotary: RotaryEmbedding | None = None,
     ):
         super().__init__()
-        if mlp not in _MLPS:
-            raise ValueError(f"mlp must be one of {sorted(_MLPS)}, got {mlp!r}")
-        if norm not in _NORMS:
-            raise ValueError(f"norm must be one of {list(_NORMS)}, got {norm!r}")
+        _checks.one_of("mlp", mlp, sorted(_MLPS))
+        _checks.one_of("norm", norm, _NORMS)
         self.cross_attention = cross_attention
         self.ln_1 = self._norm(norm, d_model, bias)
         self.attn = MultiHeadAttention(d_model, n_head, dropout, bias, rotary=rotary)
@@ -69,19 +68,13 @@ class TransformerBlock(nn.Module):
         causal: bool = False,
         cache: KVCache | None = None,
     ) -> torch.Tensor:
-        """x (B, T, C) -> (B, T, C).
+        """x (B, T, C) -> (B, T, C); memory (B, S, C) feeds the cross-attention.
 
-        memory (B, S, C): what cross-attention reads (required iff ``cross_attention``).
-        mask, memory_mask: boolean, True = may attend, for self- and cross-attention; a
-            key padding mask (B, T) / (B, S) or broadcastable to (B, H, T, T) / (B, H, T, S).
-        causal: each position sees only itself and the past (decoders: pass True).
-        cache: a :class:`KVCache` of the self-attention, extended in place; x then holds
-            the positions ``len(cache)`` onwards (incremental decoding).
+        mask, memory_mask: boolean (True = may attend) for self- and cross-attention.
+        causal: each position sees only itself and the past (decoders).
+        cache: a :class:`KVCache` of the self-attention (incremental decoding).
         """
-        if self.cross_attention and memory is None:
-            raise ValueError("memory (B, S, d_model) is required: the block has cross-attention")
-        if not self.cross_attention and (memory is not None or memory_mask is not None):
-            raise ValueError("memory and memory_mask need a block built with cross_attention=True")
+        _checks.block_call(self, memory, memory_mask)
         x = x + self.attn(self.ln_1(x), mask=mask, causal=causal, cache=cache)
         if self.cross_attention:
             x = x + self.cross_attn(self.ln_cross(x), context=memory, mask=memory_mask)

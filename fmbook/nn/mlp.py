@@ -10,23 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
-def _check_args(d_model, hidden, dropout) -> None:
-    for name, value in (("d_model", d_model), ("hidden", hidden)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-
-
-def _check_input(x, d_model: int) -> None:
-    if not torch.is_tensor(x) or not x.dtype.is_floating_point or x.shape[-1:] != (d_model,):
-        got = (
-            f"{x.dtype} tensor of shape {tuple(x.shape)}"
-            if torch.is_tensor(x)
-            else type(x).__name__
-        )
-        raise ValueError(f"x must be a floating-point (..., d_model={d_model}) tensor, got {got}")
+from .. import _checks
 
 
 class MLP(nn.Module):
@@ -40,14 +24,15 @@ class MLP(nn.Module):
     ):
         super().__init__()
         hidden = 4 * d_model if hidden is None and isinstance(d_model, int) else hidden
-        _check_args(d_model, hidden, dropout)
+        _checks.positive_ints(d_model=d_model, hidden=hidden)
+        _checks.dropout(dropout)
         self.d_model = d_model
         self.fc = nn.Linear(d_model, hidden, bias=bias)
         self.proj = nn.Linear(hidden, d_model, bias=bias)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input(x, self.d_model)
+        _checks.features(x, self.d_model)
         return self.drop(self.proj(F.gelu(self.fc(x))))  # (..., C) -> (..., H) -> (..., C)
 
 
@@ -74,11 +59,10 @@ class SwiGLU(nn.Module):
         multiple_of: int = 8,
     ):
         super().__init__()
-        if not isinstance(multiple_of, int) or multiple_of < 1:
-            raise ValueError(f"multiple_of must be a positive int, got {multiple_of!r}")
-        if hidden is None and isinstance(d_model, int):
-            hidden = swiglu_hidden(d_model, multiple_of)
-        _check_args(d_model, hidden, dropout)
+        _checks.positive_ints(d_model=d_model, multiple_of=multiple_of)
+        hidden = swiglu_hidden(d_model, multiple_of) if hidden is None else hidden
+        _checks.positive_ints(hidden=hidden)
+        _checks.dropout(dropout)
         self.d_model = d_model
         self.gate = nn.Linear(d_model, hidden, bias=bias)
         self.up = nn.Linear(d_model, hidden, bias=bias)
@@ -86,5 +70,5 @@ class SwiGLU(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input(x, self.d_model)
+        _checks.features(x, self.d_model)
         return self.drop(self.proj(F.silu(self.gate(x)) * self.up(x)))  # (..., C)

@@ -8,13 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-
-def _check_input(x, d_model: int) -> None:
-    if not torch.is_tensor(x) or not x.dtype.is_floating_point or x.dim() < 1:
-        got = f"{x.dtype} tensor" if torch.is_tensor(x) else type(x).__name__
-        raise ValueError(f"x must be a floating-point tensor, got {got}")
-    if x.shape[-1] != d_model:
-        raise ValueError(f"x must have last dim d_model={d_model}, got shape {tuple(x.shape)}")
+from .. import _checks
 
 
 class LayerNorm(nn.LayerNorm):
@@ -25,13 +19,12 @@ class LayerNorm(nn.LayerNorm):
     """
 
     def __init__(self, d_model: int, bias: bool = True, eps: float = 1e-5):
-        if not isinstance(d_model, int) or d_model < 1:
-            raise ValueError(f"d_model must be a positive int, got {d_model!r}")
+        _checks.positive_int("d_model", d_model)
         super().__init__(d_model, eps=eps, bias=bias)
         self.d_model = d_model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input(x, self.d_model)
+        _checks.features(x, self.d_model)
         return super().forward(x)
 
 
@@ -42,15 +35,14 @@ class RMSNorm(nn.Module):
 
     def __init__(self, d_model: int, eps: float = 1e-6):
         super().__init__()
-        if not isinstance(d_model, int) or d_model < 1:
-            raise ValueError(f"d_model must be a positive int, got {d_model!r}")
+        _checks.positive_int("d_model", d_model)
         if not eps > 0:
             raise ValueError(f"eps must be > 0, got {eps!r}")
         self.d_model, self.eps = d_model, eps
         self.weight = nn.Parameter(torch.ones(d_model))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input(x, self.d_model)
+        _checks.features(x, self.d_model)
         xf = x.float()
         rms = torch.rsqrt(xf.pow(2).mean(dim=-1, keepdim=True) + self.eps)  # (..., 1)
         return (xf * rms * self.weight.float()).to(x.dtype)  # (..., C)

@@ -13,35 +13,7 @@ import math
 import torch
 import torch.nn as nn
 
-
-def _check_positions(positions, max_len: int | None = None) -> None:
-    """Raise ValueError unless ``positions`` is an integer tensor with values in [0, max_len)."""
-    if (
-        not torch.is_tensor(positions)
-        or positions.dtype.is_floating_point
-        or positions.dtype.is_complex
-        or positions.dtype == torch.bool
-    ):
-        got = (
-            f"{positions.dtype} tensor" if torch.is_tensor(positions) else type(positions).__name__
-        )
-        raise ValueError(f"positions must be an integer tensor, got {got}")
-    if positions.numel() == 0:
-        return
-    if positions.min() < 0:
-        raise ValueError(f"positions must be >= 0, got {int(positions.min())}")
-    if max_len is not None and positions.max() >= max_len:
-        length = int(positions.max()) + 1
-        raise ValueError(
-            f"sequence of length {length} is longer than max_len={max_len} "
-            f"(position {length - 1} has no encoding)"
-        )
-
-
-def _check_dim(name: str, value, even: bool = False) -> None:
-    if not isinstance(value, int) or value < 1 or (even and value % 2):
-        kind = "a positive even int" if even else "a positive int"
-        raise ValueError(f"{name} must be {kind}, got {value!r}")
+from .. import _checks
 
 
 def sinusoidal_table(max_len: int, d_model: int) -> torch.Tensor:
@@ -70,13 +42,13 @@ class SinusoidalPositionalEncoding(nn.Module):
 
     def __init__(self, d_model: int, max_len: int = 5000):
         super().__init__()
-        _check_dim("d_model", d_model)
-        _check_dim("max_len", max_len)
+        _checks.positive_int("d_model", d_model)
+        _checks.positive_int("max_len", max_len)
         self.d_model, self.max_len = d_model, max_len
         self.register_buffer("table", sinusoidal_table(max_len, d_model), persistent=False)
 
     def forward(self, positions: torch.Tensor) -> torch.Tensor:
-        _check_positions(positions, self.max_len)
+        _checks.positions(positions, self.max_len)
         return self.table[positions]  # (*positions.shape, C)
 
 
@@ -85,13 +57,13 @@ class LearnedPositionalEmbedding(nn.Embedding):
     ``forward(positions)`` checks that the positions fit (parameter name: ``weight``)."""
 
     def __init__(self, max_len: int, d_model: int):
-        _check_dim("max_len", max_len)
-        _check_dim("d_model", d_model)
+        _checks.positive_int("max_len", max_len)
+        _checks.positive_int("d_model", d_model)
         super().__init__(max_len, d_model)
         self.max_len, self.d_model = max_len, d_model
 
     def forward(self, positions: torch.Tensor) -> torch.Tensor:
-        _check_positions(positions, self.max_len)
+        _checks.positions(positions, self.max_len)
         return super().forward(positions)  # (*positions.shape, C)
 
 
@@ -117,22 +89,6 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
     return out.flatten(-2)  # (..., T, D)
 
 
-def _check_rotary_inputs(q, k, positions) -> None:
-    for name, t in (("q", q), ("k", k)):
-        if not torch.is_tensor(t) or not t.dtype.is_floating_point or t.dim() < 2:
-            raise ValueError(f"{name} must be a floating-point (..., T, D) tensor")
-        if t.shape[-1] % 2:
-            raise ValueError(f"{name} needs an even last dim D for rotary pairs, got {t.shape[-1]}")
-    if q.shape[-2:] != k.shape[-2:]:
-        raise ValueError(
-            f"q and k must share (T, D) for rotary embedding, got {tuple(q.shape)} and {tuple(k.shape)}"
-        )
-    if not torch.is_tensor(positions) or positions.dim() != 1 or positions.numel() != q.shape[-2]:
-        raise ValueError(
-            f"positions must be a 1-D integer tensor of length T={q.shape[-2]}, got {positions!r}"
-        )
-
-
 def apply_rotary(
     q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor, base: float = 10000.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,8 +100,7 @@ def apply_rotary(
     LLaMA code pairs ``x_i`` with ``x_(i + D/2)`` instead; the two differ by a permutation).
     ``positions`` (T,) gives each row's position, e.g. ``torch.arange(past, past + T)``.
     """
-    _check_rotary_inputs(q, k, positions)
-    _check_positions(positions)
+    _checks.rotary(q, k, positions)
     angles = rotary_angles(positions, q.shape[-1], base)  # (T, D/2)
     cos, sin = angles.cos(), angles.sin()
     return rotate(q, cos, sin), rotate(k, cos, sin)
@@ -160,8 +115,8 @@ class RotaryEmbedding(nn.Module):
 
     def __init__(self, d_head: int, max_len: int = 4096, base: float = 10000.0):
         super().__init__()
-        _check_dim("d_head", d_head, even=True)
-        _check_dim("max_len", max_len)
+        _checks.positive_int("d_head", d_head, even=True)
+        _checks.positive_int("max_len", max_len)
         self.d_head, self.max_len, self.base = d_head, max_len, base
         angles = rotary_angles(torch.arange(max_len), d_head, base)  # (max_len, D/2)
         self.register_buffer("cos", angles.cos(), persistent=False)
@@ -171,9 +126,6 @@ class RotaryEmbedding(nn.Module):
         self, q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """q, k (..., T, d_head), positions (T,) -> rotated q, k (same shapes)."""
-        _check_rotary_inputs(q, k, positions)
-        if q.shape[-1] != self.d_head:
-            raise ValueError(f"q and k must have last dim d_head={self.d_head}, got {q.shape[-1]}")
-        _check_positions(positions, self.max_len)
+        _checks.rotary(q, k, positions, self.d_head, self.max_len)
         cos, sin = self.cos[positions], self.sin[positions]  # (T, D/2)
         return rotate(q, cos, sin), rotate(k, cos, sin)
