@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..generation import sample_next
 from ..nn import KVCache, TransformerBlock
 from .config_checks import require_divisible, require_dropout, require_positive_ints
 
@@ -152,21 +153,18 @@ class GPT(nn.Module):
         self._check_idx(idx[:, -self.config.block_size :] if torch.is_tensor(idx) else idx)
         was_training = self.training
         self.eval()
-        caches, fed = None, 0  # fed: how many tokens of idx the caches hold
-        for _ in range(max_new_tokens):
-            if use_cache and idx.size(1) <= self.config.block_size:
-                if caches is None:
-                    caches = [KVCache() for _ in self.blocks]
-                logits, _ = self(idx[:, fed:], caches=caches)  # only the new positions
-                fed = idx.size(1)
-            else:  # no cache, or the window slides: recompute the last block_size tokens
-                logits, _ = self(idx[:, -self.config.block_size :])
-            logits = logits[:, -1, :] / temperature  # (B, V)
-            if top_k is not None:
-                kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, [-1]]
-                logits = logits.masked_fill(logits < kth, float("-inf"))
-            probs = F.softmax(logits, dim=-1)
-            next_id = torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
-            idx = torch.cat((idx, next_id), dim=1)
-        self.train(was_training)
+        try:
+            caches, fed = None, 0  # fed: how many tokens of idx the caches hold
+            for _ in range(max_new_tokens):
+                if use_cache and idx.size(1) <= self.config.block_size:
+                    if caches is None:
+                        caches = [KVCache() for _ in self.blocks]
+                    logits, _ = self(idx[:, fed:], caches=caches)  # only the new positions
+                    fed = idx.size(1)
+                else:  # no cache, or the window slides: recompute the last block_size tokens
+                    logits, _ = self(idx[:, -self.config.block_size :])
+                next_id = sample_next(logits[:, -1, :], temperature, top_k, generator=generator)
+                idx = torch.cat((idx, next_id[:, None]), dim=1)  # (B, T + 1)
+        finally:
+            self.train(was_training)
         return idx
