@@ -10,8 +10,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from fmbook.checkpoints import CheckpointError, load_checkpoint, load_state, save_checkpoint
 from fmbook.models import GPT, GPTConfig
-from fmbook.models.bert import BERTConfig, BERTForSequenceClassification
-from fmbook.tasks import CausalLM, SequenceClassification, make_trainer
+from fmbook.models.bert import BERTConfig, BERTForMaskedLM, BERTForSequenceClassification
+from fmbook.models.transformer import Seq2SeqConfig, Transformer
+from fmbook.tasks import CausalLM, MaskedLM, Seq2Seq, SequenceClassification, make_trainer
 
 MAX_STEPS = 10  # the full run; its schedule (warm-up, cosine) is set by the task's max_steps
 BATCHES_PER_EPOCH = 4
@@ -163,6 +164,24 @@ def test_bad_files_and_arguments(tmp_path):
         save_checkpoint({"not": "a module"}, tmp_path / "x.ckpt")
     with pytest.raises(ValueError, match="no model attached"):
         save_checkpoint(L.Trainer(logger=False), tmp_path / "x.ckpt")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: MaskedLM(BERTForMaskedLM(BERTConfig(11, 8, 1, 1, 8)), mask_id=1, vocab_size=11),
+        lambda: Seq2Seq(Transformer(Seq2SeqConfig(11, 12, 8, 1, 1, 1, 8)), pad_id=0, lr=1e-2),
+    ],
+)
+def test_every_task_is_rebuilt_from_its_checkpoint(make, tmp_path):
+    torch.manual_seed(0)
+    task = make()
+    path = save_checkpoint(task, tmp_path / "task.ckpt")
+    loaded = load_checkpoint(path, type(task))
+    assert type(loaded.model) is type(task.model) and loaded.hparams == task.hparams
+    assert loaded.model.config == task.model.config
+    for a, b in zip(loaded.state_dict().values(), task.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
 
 
 def test_load_checkpoint_rebuilds_only_fmbook_models_from_their_config(tmp_path):
