@@ -24,12 +24,11 @@ def model_hparams(model: nn.Module) -> dict:
     """What rebuilds ``model``: its class and, if it has a dataclass ``config``, the config's
     class and fields as plain data (so that checkpoints load with ``weights_only=True``)."""
     config = getattr(model, "config", None)
-    if not dataclasses.is_dataclass(config) or isinstance(config, type):
-        return {"model_class": _qualified_name(type(model)), "config_class": None, "config": None}
+    has_config = dataclasses.is_dataclass(config) and not isinstance(config, type)
     return {
         "model_class": _qualified_name(type(model)),
-        "config_class": _qualified_name(type(config)),
-        "config": dataclasses.asdict(config),
+        "config_class": _qualified_name(type(config)) if has_config else None,
+        "config": dataclasses.asdict(config) if has_config else None,
     }
 
 
