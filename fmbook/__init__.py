@@ -7,7 +7,7 @@ Data flows one way: ``data.fetch`` -> text -> tokenizer -> DataModule -> task(mo
 __version__ = "0.1.0"
 
 from . import profile  # noqa: E402
-from .utils import device, seed_everything  # noqa: E402
+from .utils import seed_everything  # noqa: E402
 
 
 def setup(seed: int = 1337, *, quiet: bool = False) -> None:
@@ -17,4 +17,4 @@ def setup(seed: int = 1337, *, quiet: bool = False) -> None:
     _setup(seed, quiet=quiet)
 
 
-__all__ = ["__version__", "device", "profile", "seed_everything", "setup"]
+__all__ = ["__version__", "profile", "seed_everything", "setup"]

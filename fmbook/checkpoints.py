@@ -9,8 +9,9 @@ weights_only=True)``, which accepts only tensors, numbers, strings and plain con
 What a Lightning checkpoint of an fmbook task holds is all of that kind: the weights
 (``state_dict``), the loop counters (``global_step``, ``epoch``, ``loops``), the optimiser
 and scheduler states, callback states (e.g. ``ModelCheckpoint``'s paths and scores) and
-the hyper-parameters. :class:`~fmbook.tasks.CausalLM` stores its configuration as a plain
-dict (``dataclasses.asdict``) and its betas as a tuple precisely so that this holds, and
+the hyper-parameters. Every task stores its model's class and config class by name and the
+config as a plain dict (``dataclasses.asdict``), and its betas as a tuple, precisely so
+that this holds, and
 ``LambdaLR`` stores each schedule function as its (empty) ``__dict__``. So no type needs to
 be allow-listed with ``torch.serialization.add_safe_globals``, and fmbook registers none.
 A task that saved, say, a dataclass instance in its hyper-parameters would be refused with
@@ -22,6 +23,8 @@ weights_only=True)`` restores weights, optimiser, scheduler and step counters.
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import pickle
 import re
 from pathlib import Path
@@ -113,9 +116,17 @@ def load_state(path: str | Path) -> dict:
     return state
 
 
-def load_checkpoint(path: str | Path, task_class: type[L.LightningModule]) -> L.LightningModule:
-    """Rebuild a task from a Lightning checkpoint: ``task_class(**hyper_parameters)`` with
-    the saved weights loaded strictly (every key must match).
+def load_checkpoint(
+    path: str | Path, task_class: type[L.LightningModule], model: nn.Module | None = None
+) -> L.LightningModule:
+    """Rebuild a task from a Lightning checkpoint: ``task_class(model, **hyper_parameters)``
+    with the saved weights loaded strictly (every key must match).
+
+    Without ``model``, the model is rebuilt from the hyper-parameters every fmbook task
+    saves: ``model_class(config_class(**config))``, e.g. ``GPT(GPTConfig(...))``. Only
+    classes of the ``fmbook`` package are rebuilt; for any other model, or one whose
+    constructor needs more than its config, pass a freshly built ``model``. A task whose
+    hyper-parameters name no ``model_class`` is rebuilt as ``task_class(**hyper_parameters)``.
 
     The file is read with :func:`load_state` (``weights_only=True``). The task comes back
     on the CPU, in training mode, as a freshly constructed module would.
@@ -129,7 +140,48 @@ def load_checkpoint(path: str | Path, task_class: type[L.LightningModule]) -> L.
             f"{path} lacks {missing}: it is not a Lightning checkpoint of a task that calls "
             "save_hyperparameters()"
         )
-    task = task_class(**state["hyper_parameters"])
+    hparams = dict(state["hyper_parameters"])
+    if model is None and "model_class" not in hparams:  # a task that builds its own model
+        task = task_class(**hparams)
+    else:
+        model = model if model is not None else _rebuild_model(path, hparams)
+        task = task_class(model, **hparams)
     task.on_load_checkpoint(state)
     task.load_state_dict(state["state_dict"], strict=True)
     return task
+
+
+def _fmbook_class(path, qualified_name) -> type:
+    """The fmbook class named ``module.qualname`` (nothing outside fmbook is imported)."""
+    module, _, name = str(qualified_name).rpartition(".")
+    if not (module == "fmbook" or module.startswith("fmbook.")):
+        raise CheckpointError(
+            f"{path} names the class {qualified_name!r}, which is not part of fmbook; "
+            "build the model yourself and pass it as load_checkpoint(..., model=model)"
+        )
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        raise CheckpointError(f"{path} names the class {qualified_name!r}, not found") from None
+
+
+def _rebuild_model(path, hparams: dict) -> nn.Module:
+    """``model_class(config_class(**config))`` from a task's saved hyper-parameters."""
+    if not (hparams.get("model_class") and hparams.get("config_class") and hparams.get("config")):
+        raise CheckpointError(
+            f"{path} does not record a model class and config to rebuild the model from; "
+            "pass it as load_checkpoint(..., model=model)"
+        )
+    model_class = _fmbook_class(path, hparams["model_class"])
+    config_class = _fmbook_class(path, hparams["config_class"])
+    if not (isinstance(model_class, type) and issubclass(model_class, nn.Module)):
+        raise CheckpointError(f"{path}: model_class {hparams['model_class']!r} is not a module")
+    if not (isinstance(config_class, type) and dataclasses.is_dataclass(config_class)):
+        raise CheckpointError(f"{path}: config_class {hparams['config_class']!r} is not a config")
+    try:
+        return model_class(config_class(**hparams["config"]))
+    except TypeError as error:
+        raise CheckpointError(
+            f"cannot rebuild {hparams['model_class']} from its config alone ({error}); "
+            "pass it as load_checkpoint(..., model=model)"
+        ) from None

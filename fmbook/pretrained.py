@@ -3,9 +3,12 @@
 Several chapters adapt *one* pretrained model to new tasks. Instead of downloading weights,
 fmbook trains it from a fixed, seeded recipe (a character-level BERT pretrained with the
 masked-language-model objective on the pretraining part of Tiny Shakespeare, see
-:class:`~fmbook.data.plays.PlaysCorpus`) and caches the result under
-``<cache>/models/<name>-<profile>-<hash>.pt``, where the hash covers every number of the
-recipe. The first chapter that needs it pays for the training (a few minutes on a CPU in the
+:class:`~fmbook.data.plays.PlaysCorpus`) and caches the result in
+``<cache>/models/shakespeare-bert-<hash>.pt`` (``<cache>``: ``$FMBOOK_CACHE`` or
+``~/.cache/fmbook``), where the hash covers every number of the recipe, so each profile's
+recipe has its own file. The file is a plain dict (``state_dict``, ``vocab``, ``recipe``,
+``history``), read back with :func:`fmbook.checkpoints.load_state` (``weights_only=True``).
+The first chapter that needs it pays for the training (a few minutes on a CPU in the
 full profile, seconds in the smoke profile); later ones load it in a second.
 
 >>> pre = load_pretrained_bert()
@@ -30,6 +33,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from . import profile
+from .checkpoints import load_state
 from .data.datamodules import ConsecutiveWindows, RandomWindows
 from .data.plays import CLS, MASK, PAD, PlaysCorpus, encoder_tokenizer
 from .data.registry import _cache_dir
@@ -188,7 +192,7 @@ def load_pretrained_bert(
     path = cache_path(recipe, cache=cache)
     model = BERTForMaskedLM(bert_config(recipe, tokenizer.vocab_size))
     if path.exists() and not retrain:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        saved = load_state(path)
         if saved["vocab"] != tokenizer.itos:
             raise ValueError(f"{path} was trained with another vocabulary; pass retrain=True")
         model.load_state_dict(saved["state_dict"])

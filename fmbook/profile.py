@@ -36,10 +36,6 @@ def name() -> str:
     return value
 
 
-def is_smoke() -> bool:
-    return name() == "smoke"
-
-
 class Budget:
     """The numbers of the active profile, read as attributes (``budget.max_steps``)."""
 

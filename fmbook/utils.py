@@ -1,4 +1,4 @@
-"""Small shared helpers: seeding and devices."""
+"""Seeding."""
 
 from __future__ import annotations
 
@@ -18,12 +18,3 @@ def seed_everything(seed: int = 1337) -> int:
     np.random.seed(seed)
     torch.manual_seed(seed)
     return seed
-
-
-def device() -> torch.device:
-    """The device a chapter computes on outside the Trainer: a GPU when there is one."""
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")

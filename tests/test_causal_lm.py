@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fmbook.data.datamodules import ConsecutiveWindows, RandomWindows, TinyShakespeareDataModule
-from fmbook.models import GPTConfig
+from fmbook.models import GPT, GPTConfig
 from fmbook.tasks import CausalLM, History, evaluate, make_trainer
 
 
@@ -51,7 +51,7 @@ def test_datamodule_split_and_vocab(datamodule):
 def test_training_lowers_val_loss_and_history_matches_evaluate(datamodule):
     torch.manual_seed(0)
     config = GPTConfig(vocab_size=65, max_len=32, n_layer=1, n_head=2, d_model=32)
-    task = CausalLM(config, lr=1e-2, warmup_steps=5, max_steps=60)
+    task = CausalLM(GPT(config), lr=1e-2, warmup_steps=5, max_steps=60)
     before = evaluate(task, datamodule)
     assert abs(before - math.log(65)) < 0.2
     history = History(every=10)
@@ -65,7 +65,7 @@ def test_training_lowers_val_loss_and_history_matches_evaluate(datamodule):
 
 
 def test_causal_lm_learning_rate_schedule(datamodule):
-    task = CausalLM(GPTConfig(65, 8, 1, 1, 8), lr=1e-3, warmup_steps=10, max_steps=100)
+    task = CausalLM(GPT(GPTConfig(65, 8, 1, 1, 8)), lr=1e-3, warmup_steps=10, max_steps=100)
     optimizers = task.configure_optimizers()
     opt, scheduler = optimizers["optimizer"], optimizers["lr_scheduler"]["scheduler"]
     assert opt.param_groups[0]["lr"] == pytest.approx(1e-4)  # warm-up starts at lr / 10
@@ -80,7 +80,12 @@ def test_causal_lm_learning_rate_schedule(datamodule):
 
 def test_causal_lm_rejects_bad_lr():
     with pytest.raises(ValueError, match="lr must be > 0"):
-        CausalLM(GPTConfig(65, 8, 1, 1, 8), lr=0)
+        CausalLM(GPT(GPTConfig(65, 8, 1, 1, 8)), lr=0)
+
+
+def test_causal_lm_takes_a_model_not_a_config():
+    with pytest.raises(ValueError, match="model must be a torch.nn.Module, got GPTConfig"):
+        CausalLM(GPTConfig(65, 8, 1, 1, 8))
 
 
 def test_make_trainer_validates_arguments():

@@ -1,6 +1,6 @@
 import pytest
 
-from fmbook.tokenizers import CharTokenizer
+from fmbook.tokenizers import CharTokenizer, Tokenizer
 
 
 def test_round_trip_and_sorted_vocab():
@@ -35,3 +35,14 @@ def test_decode_rejects_ids_outside_vocab():
 def test_bad_vocabularies(chars):
     with pytest.raises(ValueError):
         CharTokenizer(chars)
+
+
+def test_is_a_tokenizer_and_saves_and_loads(tmp_path):
+    tok = CharTokenizer.train("To be, or not to be 🙂\n")
+    assert isinstance(tok, Tokenizer)
+    loaded = CharTokenizer.load(tok.save(tmp_path / "chars.json"))
+    assert type(loaded) is CharTokenizer and loaded.itos == tok.itos
+    assert loaded.encode("be 🙂\n") == tok.encode("be 🙂\n")
+    (tmp_path / "bad.json").write_text('{"kind": "CharTokenizer", "format_version": 1}')
+    with pytest.raises(ValueError, match="needs the field 'chars'"):
+        CharTokenizer.load(tmp_path / "bad.json")

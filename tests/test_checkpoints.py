@@ -9,8 +9,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
 from fmbook.checkpoints import CheckpointError, load_checkpoint, load_state, save_checkpoint
-from fmbook.models import GPTConfig
-from fmbook.tasks import CausalLM, make_trainer
+from fmbook.models import GPT, GPTConfig
+from fmbook.models.bert import BERTConfig, BERTForMaskedLM, BERTForSequenceClassification
+from fmbook.models.transformer import Seq2SeqConfig, Transformer
+from fmbook.tasks import CausalLM, MaskedLM, Seq2Seq, SequenceClassification, make_trainer
 
 MAX_STEPS = 10  # the full run; its schedule (warm-up, cosine) is set by the task's max_steps
 BATCHES_PER_EPOCH = 4
@@ -27,7 +29,7 @@ def make_data() -> DataLoader:
 
 def make_task() -> CausalLM:
     torch.manual_seed(1)
-    return CausalLM(GPTConfig(11, 8, 1, 1, 8), lr=1e-2, warmup_steps=2, max_steps=MAX_STEPS)
+    return CausalLM(GPT(GPTConfig(11, 8, 1, 1, 8)), lr=1e-2, warmup_steps=2, max_steps=MAX_STEPS)
 
 
 def fit(task, max_steps, *, callbacks=(), ckpt_path=None) -> L.Trainer:
@@ -71,7 +73,10 @@ def test_lightning_checkpoint_of_causal_lm_loads_with_weights_only(tmp_path):
     fit(task, 3, callbacks=[every(1, tmp_path)])
     # plain torch.load with weights_only=True: nothing but tensors and plain containers
     raw = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=True)
-    assert raw["global_step"] == 3 and raw["hyper_parameters"]["config"]["vocab_size"] == 11
+    hparams = raw["hyper_parameters"]
+    assert raw["global_step"] == 3 and hparams["config"]["vocab_size"] == 11
+    assert hparams["model_class"] == "fmbook.models.gpt.GPT"
+    assert hparams["config_class"] == "fmbook.models.gpt.GPTConfig"
     assert any("ModelCheckpoint" in key for key in raw["callbacks"])
     # fmbook allow-lists no extra type (torch registers its own internal ones)
     assert all(g.__module__.startswith("torch") for g in torch.serialization.get_safe_globals())
@@ -99,7 +104,11 @@ def test_save_checkpoint_of_untrained_module_keeps_weights_and_hparams(tmp_path)
     assert "optimizer_states" not in load_state(path)
     for loaded in (
         load_checkpoint(path, CausalLM),
-        CausalLM.load_from_checkpoint(path, map_location="cpu", weights_only=True),
+        load_checkpoint(path, CausalLM, model=GPT(GPTConfig(11, 8, 1, 1, 8))),
+        # Lightning's own loader, given a model (the saved model keys are recomputed)
+        CausalLM.load_from_checkpoint(
+            path, map_location="cpu", weights_only=True, model=GPT(GPTConfig(11, 8, 1, 1, 8))
+        ),
     ):
         assert loaded.hparams == task.hparams
         for a, b in zip(loaded.parameters(), task.parameters(), strict=True):
@@ -155,6 +164,50 @@ def test_bad_files_and_arguments(tmp_path):
         save_checkpoint({"not": "a module"}, tmp_path / "x.ckpt")
     with pytest.raises(ValueError, match="no model attached"):
         save_checkpoint(L.Trainer(logger=False), tmp_path / "x.ckpt")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: MaskedLM(BERTForMaskedLM(BERTConfig(11, 8, 1, 1, 8)), mask_id=1, vocab_size=11),
+        lambda: Seq2Seq(Transformer(Seq2SeqConfig(11, 12, 8, 1, 1, 1, 8)), pad_id=0, lr=1e-2),
+    ],
+)
+def test_every_task_is_rebuilt_from_its_checkpoint(make, tmp_path):
+    torch.manual_seed(0)
+    task = make()
+    path = save_checkpoint(task, tmp_path / "task.ckpt")
+    loaded = load_checkpoint(path, type(task))
+    assert type(loaded.model) is type(task.model) and loaded.hparams == task.hparams
+    assert loaded.model.config == task.model.config
+    for a, b in zip(loaded.state_dict().values(), task.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_load_checkpoint_rebuilds_only_fmbook_models_from_their_config(tmp_path):
+    torch.manual_seed(0)
+    model = BERTForSequenceClassification(BERTConfig(vocab_size=11, max_len=8, d_model=8), 3)
+    task = SequenceClassification(model, lr=1e-2)
+    path = save_checkpoint(task, tmp_path / "clf.ckpt")
+    with pytest.raises(CheckpointError, match="cannot rebuild .*BERTForSequenceClassification"):
+        load_checkpoint(path, SequenceClassification)  # its constructor needs n_classes
+    fresh = BERTForSequenceClassification(BERTConfig(vocab_size=11, max_len=8, d_model=8), 3)
+    loaded = load_checkpoint(path, SequenceClassification, model=fresh)
+    assert loaded.hparams == task.hparams and loaded.model is fresh
+    assert torch.equal(fresh.classifier.weight, model.classifier.weight)
+
+    state = load_state(path)
+    for key, value, message in (
+        ("model_class", "subprocess.Popen", "not part of fmbook"),
+        ("config_class", "os.system", "not part of fmbook"),
+        ("model_class", "fmbook.models.gpt.NoSuchModel", "not found"),
+        ("model_class", "fmbook.models.gpt.GPTConfig", "is not a module"),
+        ("config", None, "does not record a model class and config"),
+    ):
+        bad = {**state, "hyper_parameters": {**state["hyper_parameters"], key: value}}
+        torch.save(bad, tmp_path / "bad.ckpt")
+        with pytest.raises(CheckpointError, match=message):
+            load_checkpoint(tmp_path / "bad.ckpt", SequenceClassification)
 
 
 # --- resuming ----------------------------------------------------------------------------

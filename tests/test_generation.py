@@ -217,3 +217,46 @@ def test_searches_drive_a_decoder_only_model_through_a_closure():
 def step_all(model, seqs):
     """Log-probs of the next token at every position of seqs: (B, T) -> (B, T, V)."""
     return model(seqs)[0].log_softmax(-1)
+
+
+def test_sample_next_on_one_row_draws_what_a_hand_written_top_k_sampler_draws():
+    """The masked-LM chapter's sampler was this helper; sample_next replaced it draw for draw."""
+
+    def top_k_sample(logits, generator, temperature=0.8, k=10):
+        logits = logits / temperature
+        logits = logits.masked_fill(logits < torch.topk(logits, k).values[-1], float("-inf"))
+        return int(torch.multinomial(logits.softmax(-1), 1, generator=generator))
+
+    logits = 3 * torch.randn(68, generator=torch.Generator().manual_seed(0))
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    ours = [int(sample_next(logits, 0.8, top_k=10, generator=g2)) for _ in range(300)]
+    assert ours == [top_k_sample(logits, g1) for _ in range(300)]
+    assert sample_next(logits, generator=g2).shape == ()  # (V,) -> one id, a 0-d tensor
+
+
+def test_gpt_generate_samples_with_sample_next_and_restores_train_mode_on_error(monkeypatch):
+    import fmbook.models.gpt as gpt_module
+    from fmbook.models import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=16))
+    start = torch.tensor([[1, 2], [3, 4]])
+    out = model.generate(
+        start, 10, temperature=0.7, top_k=5, generator=torch.Generator().manual_seed(0)
+    )
+    g, idx = torch.Generator().manual_seed(0), start
+    model.eval()
+    with torch.no_grad():
+        for _ in range(10):
+            logits = model(idx[:, -8:])[0][:, -1]  # (B, V)
+            idx = torch.cat((idx, sample_next(logits, 0.7, top_k=5, generator=g)[:, None]), dim=1)
+    assert torch.equal(out, idx)
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("sampling failed")
+
+    model.train()
+    monkeypatch.setattr(gpt_module, "sample_next", fail)
+    with pytest.raises(RuntimeError, match="sampling failed"):
+        model.generate(start, 3)
+    assert model.training  # restored although generation failed

@@ -1,12 +1,15 @@
 """fmbook's GPT computes the same function as Hugging Face's GPT-2 given the same weights."""
 
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from fmbook.models import GPT, GPTConfig
-from fmbook.models.hf_gpt2 import to_hf_gpt2
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the converter is benchmarks'
+from benchmarks.hf_gpt2 import to_hf_gpt2  # noqa: E402
 
 pytest.importorskip(
     "transformers",

@@ -12,6 +12,7 @@ import pytest
 
 from fmbook.tokenizers import (
     BPETokenizer,
+    CharTokenizer,
     HFBPETokenizer,
     Tokenizer,
     WordTokenizer,
@@ -372,6 +373,7 @@ def test_import_does_not_need_hf_tokenizers():
 @pytest.mark.parametrize(
     ("cls", "kwargs"),
     [
+        (CharTokenizer, {}),
         (BPETokenizer, {"vocab_size": 280}),
         (WordTokenizer, {}),
         (HFBPETokenizer, {"vocab_size": 280}),

@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import _checks
+from ..generation import sample_next
 from ..nn import KVCache, TransformerBlock
 
 
@@ -128,21 +129,18 @@ class GPT(nn.Module):
         L = self.config.max_len
         was_training = self.training
         self.eval()
-        caches, fed = None, 0  # fed: how many tokens of idx the caches hold
-        for _ in range(max_new_tokens):
-            if use_cache and idx.size(1) <= L:
-                if caches is None:
-                    caches = [KVCache() for _ in self.blocks]
-                logits, _ = self(idx[:, fed:], caches=caches)  # only the new positions
-                fed = idx.size(1)
-            else:  # no cache, or the window slides: recompute the last max_len tokens
-                logits, _ = self(idx[:, -L:])
-            logits = logits[:, -1, :] / temperature  # (B, V)
-            if top_k is not None:
-                kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, [-1]]
-                logits = logits.masked_fill(logits < kth, float("-inf"))
-            probs = F.softmax(logits, dim=-1)
-            next_id = torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
-            idx = torch.cat((idx, next_id), dim=1)
-        self.train(was_training)
+        try:
+            caches, fed = None, 0  # fed: how many tokens of idx the caches hold
+            for _ in range(max_new_tokens):
+                if use_cache and idx.size(1) <= L:
+                    if caches is None:
+                        caches = [KVCache() for _ in self.blocks]
+                    logits, _ = self(idx[:, fed:], caches=caches)  # only the new positions
+                    fed = idx.size(1)
+                else:  # no cache, or the window slides: recompute the last max_len tokens
+                    logits, _ = self(idx[:, -L:])
+                next_id = sample_next(logits[:, -1, :], temperature, top_k, generator=generator)
+                idx = torch.cat((idx, next_id[:, None]), dim=1)  # (B, T + 1)
+        finally:
+            self.train(was_training)
         return idx

@@ -2,7 +2,7 @@
 
 from .base import AdamWCosineTask
 from .causal_lm import CausalLM
-from .classification import SequenceClassification, accuracy, predict
+from .classification import SequenceClassification, predict
 from .masked_lm import MaskedLM
 from .schedules import warmup_cosine
 from .seq2seq import Seq2Seq
@@ -18,7 +18,6 @@ __all__ = [
     "SequenceClassification",
     "SkipGram",
     "SkipGramDataModule",
-    "accuracy",
     "evaluate",
     "make_trainer",
     "predict",

@@ -1,7 +1,9 @@
-"""The optimiser and schedule shared by every task of the book."""
+"""The optimiser and schedule shared by every task of the book, and how a task records
+its model so that a checkpoint can rebuild it."""
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 
 import lightning as L
@@ -10,11 +12,36 @@ import torch.nn as nn
 
 from .schedules import warmup_cosine
 
+# recorded from the model by every task; ignored when passed back in (load_from_checkpoint)
+MODEL_KEYS = ("model_class", "config_class", "config")
+
+
+def _qualified_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def model_hparams(model: nn.Module) -> dict:
+    """What rebuilds ``model``: its class and, if it has a dataclass ``config``, the config's
+    class and fields as plain data (so that checkpoints load with ``weights_only=True``)."""
+    config = getattr(model, "config", None)
+    has_config = dataclasses.is_dataclass(config) and not isinstance(config, type)
+    return {
+        "model_class": _qualified_name(type(model)),
+        "config_class": _qualified_name(type(config)) if has_config else None,
+        "config": dataclasses.asdict(config) if has_config else None,
+    }
+
 
 class AdamWCosineTask(L.LightningModule):
     """A LightningModule around ``self.model`` with the book's optimiser: AdamW with weight
     decay on matrices only (not on biases, norms), linear warm-up then cosine decay of the
-    learning rate to ``min_lr_ratio * lr`` at ``max_steps`` (stepped every batch)."""
+    learning rate to ``min_lr_ratio * lr`` at ``max_steps`` (stepped every batch).
+
+    Every task takes the model first and its hyper-parameters as keywords, e.g.
+    ``CausalLM(GPT(config), lr=3e-3)``. The saved hyper-parameters name the model's class
+    and hold its config (:func:`model_hparams`), so that
+    :func:`fmbook.checkpoints.load_checkpoint` can rebuild the task from a checkpoint.
+    """
 
     def __init__(
         self,
@@ -36,9 +63,11 @@ class AdamWCosineTask(L.LightningModule):
         if not weight_decay >= 0:
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
         warmup_cosine(0, warmup_steps=warmup_steps, max_steps=max_steps, min_ratio=min_lr_ratio)
+        for key in MODEL_KEYS:  # given back by load_from_checkpoint; recomputed from the model
+            hparams.pop(key, None)
         self.save_hyperparameters(
             {
-                "model_class": type(model).__name__,
+                **model_hparams(model),
                 "lr": lr,
                 "weight_decay": weight_decay,
                 "betas": tuple(betas),

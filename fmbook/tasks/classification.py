@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..metrics import accuracy
 from .base import AdamWCosineTask
 
 
@@ -15,9 +16,6 @@ class SequenceClassification(AdamWCosineTask):
     Logs ``train_loss``, and ``val_loss`` and ``val_acc`` as exact means over all validation
     examples. Optimiser and schedule: :class:`~.base.AdamWCosineTask`.
     """
-
-    def __init__(self, model: nn.Module, **kwargs):
-        super().__init__(model, **kwargs)
 
     def forward(self, ids, labels=None):
         return self.model(ids, labels)
@@ -37,16 +35,16 @@ class SequenceClassification(AdamWCosineTask):
     def validation_step(self, batch, batch_idx):
         ids, labels = self._split(batch)
         logits, loss = self.model(ids, labels)
-        accuracy = (logits.argmax(-1) == labels).float().mean()
         self.log("val_loss", loss, prog_bar=True, batch_size=len(labels))
-        self.log("val_acc", accuracy, batch_size=len(labels))
+        self.log("val_acc", accuracy(logits, labels), batch_size=len(labels))
         return loss
 
 
 @torch.no_grad()
 def predict(model: nn.Module, loader) -> tuple[torch.Tensor, torch.Tensor]:
     """(predicted classes, true labels) over all batches ``(ids, labels)`` of ``loader``,
-    with ``model(ids) -> (logits, _)`` in eval mode (restored afterwards) on its device."""
+    with ``model(ids) -> (logits, _)`` in eval mode (restored afterwards) on its device.
+    Their :func:`~fmbook.metrics.accuracy` is ``accuracy(*predict(model, loader))``."""
     was_training, device = model.training, next(model.parameters()).device
     model.eval()
     preds, labels = [], []
@@ -59,9 +57,3 @@ def predict(model: nn.Module, loader) -> tuple[torch.Tensor, torch.Tensor]:
     if not preds:
         raise ValueError("loader yielded no batches")
     return torch.cat(preds), torch.cat(labels)
-
-
-def accuracy(model: nn.Module, loader) -> float:
-    """The exact fraction of correctly classified examples of ``loader``."""
-    preds, labels = predict(model, loader)
-    return (preds == labels).float().mean().item()

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import torch
 import torch.nn as nn
 
+from ..metrics import accuracy
 from ..models.bert import mask_tokens
 from .base import AdamWCosineTask
 
@@ -82,10 +83,8 @@ class MaskedLM(AdamWCosineTask):
         )
         inputs, labels = self._mask(batch, generator)
         logits, loss = self.model(inputs, labels)
-        selected = labels != -100
-        n = int(selected.sum())
+        n = int((labels != -100).sum())
         if n:  # weighting by token counts makes the epoch means exact per-token means
-            correct = (logits.argmax(-1)[selected] == labels[selected]).float().mean()
             self.log("val_loss", loss, prog_bar=True, batch_size=n)
-            self.log("val_acc", correct, batch_size=n)
+            self.log("val_acc", accuracy(logits, labels), batch_size=n)
         return loss

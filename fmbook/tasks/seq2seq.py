@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..metrics import accuracy
 from .base import AdamWCosineTask
 
 
@@ -43,8 +44,8 @@ class Seq2Seq(AdamWCosineTask):
             return tuple(batch)
         raise ValueError("a Seq2Seq batch must be (src, tgt) or (src, tgt_in, tgt_out)")
 
-    def _loss(self, batch) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """Mean loss over non-pad target tokens, number of correct ones, and their count."""
+    def _loss(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Mean loss over non-pad target tokens, the logits (B, T, V) and the targets (B, T)."""
         src, tgt_in, tgt_out = self._split(batch)
         logits = self.model(src, tgt_in, src != self.pad_id)  # (B, T, V)
         if logits.shape[:2] != tgt_out.shape:
@@ -53,9 +54,7 @@ class Seq2Seq(AdamWCosineTask):
                 f"(B, T, V) with (B, T) = {tuple(tgt_out.shape)}"
             )
         loss = F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=self.pad_id)
-        real = tgt_out != self.pad_id
-        correct = ((logits.argmax(-1) == tgt_out) & real).sum()
-        return loss, correct, int(real.sum())
+        return loss, logits, tgt_out
 
     def training_step(self, batch, batch_idx):
         loss, _, _ = self._loss(batch)
@@ -63,8 +62,9 @@ class Seq2Seq(AdamWCosineTask):
         return loss
 
     def validation_step(self, batch, batch_idx):
-        loss, correct, n = self._loss(batch)
+        loss, logits, tgt_out = self._loss(batch)
+        n = int((tgt_out != self.pad_id).sum())
         if n:  # weighting by token counts makes the epoch means exact per-token means
             self.log("val_loss", loss, prog_bar=True, batch_size=n)
-            self.log("val_acc", correct.float() / n, batch_size=n)
+            self.log("val_acc", accuracy(logits, tgt_out, ignore_index=self.pad_id), batch_size=n)
         return loss

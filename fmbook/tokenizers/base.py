@@ -15,9 +15,6 @@ when the tokenizer declares one (see :class:`fmbook.tokenizers.WordTokenizer`).
 Files are JSON, one object with a ``"kind"`` (the class name) and a ``"format_version"``
 next to the tokenizer's own fields, so that a file says what it is and loading the
 wrong kind of file is a clear error.
-
-:class:`fmbook.tokenizers.CharTokenizer` predates this interface: it has ``train``,
-``encode``, ``decode`` and ``vocab_size`` with the same meaning, but no ``save``/``load``.
 """
 
 from __future__ import annotations

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .base import Tokenizer
 
 
-class CharTokenizer:
+class CharTokenizer(Tokenizer):
     """Maps each character of a fixed vocabulary to an id (sorted, so ids are stable).
 
     >>> tok = CharTokenizer.train("hello")
@@ -35,9 +38,6 @@ class CharTokenizer:
     def vocab_size(self) -> int:
         return len(self.itos)
 
-    def __len__(self) -> int:
-        return self.vocab_size
-
     def encode(self, text: str) -> list[int]:
         try:
             return [self.stoi[c] for c in text]
@@ -56,6 +56,15 @@ class CharTokenizer:
                 raise ValueError(f"token id {i} is outside the vocabulary [0, {self.vocab_size})")
             out.append(self.itos[i])
         return "".join(out)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"chars": self.itos}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CharTokenizer:
+        if "chars" not in data:
+            raise ValueError("a CharTokenizer file needs the field 'chars'")
+        return cls(data["chars"])
 
     def __repr__(self) -> str:
         return f"CharTokenizer(vocab_size={self.vocab_size})"

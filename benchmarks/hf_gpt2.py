@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from .gpt import GPT, GPTConfig
+from fmbook.models import GPT, GPTConfig
 
 _MISSING = (
     "the Hugging Face GPT-2 twin needs the 'transformers' package "
