@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from ..nn import LayerNorm, LearnedPositionalEmbedding, TransformerBlock
 from ..nn.attention import describe as _describe
 from ..nn.attention import resolve_pad_mask
+from ..nn.pooling import mean_pool
 from .config_checks import (
     require_divisible,
     require_dropout,
@@ -213,8 +214,7 @@ class BERTForSequenceClassification(nn.Module):
             return torch.tanh(self.pooler(h[:, 0]))
         if pad_mask is None:
             return h.mean(dim=1)
-        weights = pad_mask.to(h.dtype)[..., None]  # (B, T, 1)
-        return (h * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+        return mean_pool(h, pad_mask)  # (B, C)
 
     def forward(self, ids, labels=None, pad_mask=None, segment_ids=None):
         h = self.bert(ids, pad_mask, segment_ids)  # (B, T, C), ids checked here
