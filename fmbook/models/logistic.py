@@ -38,13 +38,8 @@ class LogisticRegression:
         **lbfgs,
     ):
         _check_options(n_classes, l2, max_iter)
-        self.n_classes, self.l2, self.standardize, self.max_iter = (
-            n_classes,
-            l2,
-            standardize,
-            max_iter,
-        )
-        self.lbfgs = lbfgs
+        self.n_classes, self.l2, self.max_iter = n_classes, l2, max_iter
+        self.standardize, self.lbfgs = standardize, lbfgs
         self.mean: torch.Tensor | None = None  # (D,), with standardize
         self.std: torch.Tensor | None = None  # (D,)
         self.weight: torch.Tensor | None = None  # (D, K)
@@ -52,7 +47,7 @@ class LogisticRegression:
 
     def logits(self, X: torch.Tensor) -> torch.Tensor:
         """(N, K) scores ``X W + b`` (of the standardised X with ``standardize``)."""
-        _check_X(self, X, fitted=True)
+        _check_X(self, X)
         if self.standardize:
             X = (X.float() - self.mean) / self.std  # (N, D)
         product = torch.sparse.mm(X, self.weight) if X.is_sparse else X @ self.weight
@@ -63,6 +58,7 @@ class LogisticRegression:
         return F.cross_entropy(self.logits(X), y) + 0.5 * self.l2 * self.weight.pow(2).sum()
 
     def fit(self, X: torch.Tensor, y: torch.Tensor) -> LogisticRegression:
+        """Minimise :meth:`loss` over W and b by L-BFGS, in full batch, from zero."""
         _check_fit(self, X, y)
         X = X.detach().float()
         if self.standardize:
@@ -118,26 +114,29 @@ def _check_options(n_classes, l2, max_iter) -> None:
         raise ValueError(f"max_iter must be an int >= 1, got {max_iter!r}")
 
 
-def _check_X(model: LogisticRegression, X, fitted: bool) -> None:
-    if fitted and model.weight is None:
+def _check_X(model: LogisticRegression, X) -> None:
+    """X for a fitted model: (N, D) with the D it was fitted on."""
+    if model.weight is None:
         raise ValueError("LogisticRegression is not fitted: call fit(X, y) first")
-    D = "D" if model.weight is None else model.weight.shape[0]
+    _check_features(X, model.weight.shape[0], model.standardize)
+
+
+def _check_features(X, D: int | None, standardize: bool) -> None:
     if (
         not torch.is_tensor(X)
         or X.dim() != 2
         or not X.dtype.is_floating_point
-        or (model.weight is not None and X.shape[1] != D)
+        or (D is not None and X.shape[1] != D)
     ):
         raise ValueError(
-            f"X must be an (N, {D}) floating-point tensor of features, got {_describe(X)}"
+            f"X must be an (N, {D or 'D'}) floating-point tensor of features, got {_describe(X)}"
         )
-    if model.standardize and X.is_sparse:
+    if standardize and X.is_sparse:
         raise ValueError("X must be dense with standardize=True (standardising fills it in)")
 
 
 def _check_fit(model: LogisticRegression, X, y) -> None:
-    model.weight = None
-    _check_X(model, X, fitted=False)
+    _check_features(X, None, model.standardize)
     N = X.shape[0]
     if not torch.is_tensor(y) or y.dtype != torch.long or y.shape != (N,):
         raise ValueError(
