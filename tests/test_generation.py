@@ -239,7 +239,7 @@ def test_gpt_generate_samples_with_sample_next_and_restores_train_mode_on_error(
     from fmbook.models import GPT, GPTConfig
 
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=16))
+    model = GPT(GPTConfig(vocab_size=20, max_len=8, n_layer=1, n_head=2, d_model=16))
     start = torch.tensor([[1, 2], [3, 4]])
     out = model.generate(
         start, 10, temperature=0.7, top_k=5, generator=torch.Generator().manual_seed(0)

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from .. import _checks
 from ..nn import LayerNorm, LearnedPositionalEmbedding, TransformerBlock
+from ..nn.pooling import mean_pool
 
 
 @dataclass
@@ -176,8 +177,7 @@ class BERTForSequenceClassification(nn.Module):
             return torch.tanh(self.pooler(h[:, 0]))
         if pad_mask is None:
             return h.mean(dim=1)
-        weights = pad_mask.to(h.dtype)[..., None]  # (B, T, 1)
-        return (h * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+        return mean_pool(h, pad_mask)  # (B, C)
 
     def forward(self, ids, labels=None, pad_mask=None, segment_ids=None):
         h = self.bert(ids, pad_mask, segment_ids)  # (B, T, C), ids checked here

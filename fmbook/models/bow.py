@@ -7,8 +7,8 @@ hard to beat when the labels depend on surface cues (names, topical words).
 
 * :class:`BagOfNgrams` turns texts into a sparse (N, V) matrix of (TF-IDF weighted,
   L2-normalised) n-gram counts; its vocabulary comes from the training texts only.
-* :class:`LogisticRegression` is multinomial logistic regression with an L2 penalty,
-  fitted full-batch with L-BFGS in torch.
+* :class:`~fmbook.models.logistic.LogisticRegression` is multinomial logistic regression
+  with an L2 penalty, fitted full-batch with L-BFGS in torch.
 * :class:`BagOfNgramsClassifier` chains the two: ``fit(texts, labels)``, ``predict(texts)``,
   ``accuracy(texts, labels)``.
 
@@ -24,7 +24,10 @@ from collections import Counter
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
+
+from fmbook.metrics import accuracy
+
+from .logistic import LogisticRegression
 
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
 
@@ -139,81 +142,6 @@ class BagOfNgrams:
         return self.fit(texts).transform(texts)
 
 
-class LogisticRegression:
-    """Multinomial logistic regression, ``p(y | x) = softmax(x W + b)``, fitted by L-BFGS on
-    the mean cross-entropy plus ``l2 / 2 * ||W||^2`` (the bias is not penalised).
-
-    ``X`` may be dense or sparse (N, D); ``y`` holds class ids in ``[0, n_classes)``.
-    """
-
-    def __init__(self, n_classes: int, *, l2: float = 1e-3, max_iter: int = 200):
-        if not isinstance(n_classes, int) or n_classes < 2:
-            raise ValueError(f"n_classes must be an int >= 2, got {n_classes!r}")
-        if not l2 >= 0:
-            raise ValueError(f"l2 must be >= 0, got {l2!r}")
-        if not isinstance(max_iter, int) or max_iter < 1:
-            raise ValueError(f"max_iter must be an int >= 1, got {max_iter!r}")
-        self.n_classes, self.l2, self.max_iter = n_classes, l2, max_iter
-        self.weight: torch.Tensor | None = None  # (D, K)
-        self.bias: torch.Tensor | None = None  # (K,)
-
-    def _check_X(self, X) -> None:
-        if not torch.is_tensor(X) or X.dim() != 2 or not X.dtype.is_floating_point:
-            raise ValueError("X must be a 2-D floating-point tensor (dense or sparse)")
-        if self.weight is not None and X.shape[1] != self.weight.shape[0]:
-            raise ValueError(
-                f"X has {X.shape[1]} features, the model was fitted on {self.weight.shape[0]}"
-            )
-
-    def logits(self, X: torch.Tensor) -> torch.Tensor:
-        """(N, K) scores ``X W + b``."""
-        if self.weight is None:
-            raise ValueError("LogisticRegression is not fitted: call fit(X, y) first")
-        self._check_X(X)
-        product = torch.sparse.mm(X, self.weight) if X.is_sparse else X @ self.weight
-        return product + self.bias
-
-    def loss(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The objective: mean cross-entropy + ``l2 / 2 * ||W||^2``."""
-        return F.cross_entropy(self.logits(X), y) + 0.5 * self.l2 * self.weight.pow(2).sum()
-
-    def fit(self, X: torch.Tensor, y: torch.Tensor) -> LogisticRegression:
-        self.weight = None
-        self._check_X(X)
-        if not torch.is_tensor(y) or y.dtype != torch.long or y.shape != (X.shape[0],):
-            raise ValueError(
-                f"y must be a long tensor of shape ({X.shape[0]},), one label per row of X"
-            )
-        if y.numel() == 0:
-            raise ValueError("X and y must hold at least one example")
-        if y.min() < 0 or y.max() >= self.n_classes:
-            raise ValueError(f"y must hold class ids in [0, n_classes={self.n_classes})")
-        X = X.float()
-        self.weight = torch.zeros(X.shape[1], self.n_classes, requires_grad=True)
-        self.bias = torch.zeros(self.n_classes, requires_grad=True)
-        optimizer = torch.optim.LBFGS(
-            [self.weight, self.bias], max_iter=self.max_iter, line_search_fn="strong_wolfe"
-        )
-
-        def closure():
-            optimizer.zero_grad()
-            loss = self.loss(X, y)
-            loss.backward()
-            return loss
-
-        optimizer.step(closure)
-        self.weight, self.bias = self.weight.detach(), self.bias.detach()
-        return self
-
-    @torch.no_grad()
-    def predict_proba(self, X: torch.Tensor) -> torch.Tensor:
-        return self.logits(X).softmax(-1)
-
-    @torch.no_grad()
-    def predict(self, X: torch.Tensor) -> torch.Tensor:
-        return self.logits(X).argmax(-1)
-
-
 class BagOfNgramsClassifier:
     """:class:`BagOfNgrams` features + :class:`LogisticRegression`, fitted on the same
     labelled texts. ``n_classes``: the number of classes (default: the largest label + 1).
@@ -250,11 +178,7 @@ class BagOfNgramsClassifier:
 
     def accuracy(self, texts: Sequence[str], labels) -> float:
         """The fraction of ``texts`` whose predicted class equals the label."""
-        y = torch.as_tensor(labels, dtype=torch.long)
-        predictions = self.predict(texts)
-        if y.shape != predictions.shape:
-            raise ValueError(f"labels must hold one label per text ({len(predictions)})")
-        return (predictions == y).float().mean().item()
+        return accuracy(self.predict(texts), torch.as_tensor(labels, dtype=torch.long))
 
     def top_features(self, k: int = 10) -> dict[int, list[tuple[str, float]]]:
         """``{class: [(n-gram, weight), ...]}``: the ``k`` n-grams with the largest weights
@@ -271,4 +195,4 @@ class BagOfNgramsClassifier:
         return out
 
 
-__all__ = ["BagOfNgrams", "BagOfNgramsClassifier", "LogisticRegression"]
+__all__ = ["BagOfNgrams", "BagOfNgramsClassifier"]

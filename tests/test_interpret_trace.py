@@ -2,9 +2,9 @@ import pytest
 import torch
 import torch.nn as nn
 
+from fmbook.interpret import record
 from fmbook.models import GPT, GPTConfig
 from fmbook.nn import KVCache
-from fmbook.trace import record
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -2,8 +2,8 @@
 
 The cheapest way to reuse a pretrained encoder for new tasks is to leave it untouched, turn
 every input into one vector (the mean of the final hidden states over the real, non-padding
-tokens, :func:`fmbook.probes.pooled_features`) and train only a small linear head per task
-(a linear probe, :func:`fmbook.probes.fit_linear_probe`). Since the encoder never changes,
+tokens, :func:`fmbook.adapt.pooled_features`) and train only a small linear head per task
+(a linear probe, :func:`fmbook.adapt.fit_linear_probe`). Since the encoder never changes,
 the vectors of all passages can be computed in one pass and then shared: each task only
 picks its rows.
 
@@ -20,8 +20,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
-from .data.plays import Passage, encode_passages
-from .nn.attention import describe
+from fmbook.data.plays import Passage, encode_passages
+from fmbook.nn.attention import describe
+
 from .probes import pooled_features
 
 

@@ -2,8 +2,8 @@ import pytest
 import torch
 import torch.nn as nn
 
+from fmbook.adapt import LoRALinear, add_lora, count_parameters, freeze_except_lora, merge_lora
 from fmbook.models.bert import BERTConfig, BERTForSequenceClassification
-from fmbook.nn.lora import LoRALinear, add_lora, count_parameters, freeze_except_lora, merge_lora
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,16 +1,9 @@
 import pytest
 import torch
 
+from fmbook.adapt import fit_linear_probe, module_output, pooled_features, select_probe
 from fmbook.models import GPT, GPTConfig
 from fmbook.models.bert import BERT, BERTConfig
-from fmbook.probes import (
-    fit_linear_probe,
-    mean_pool,
-    module_output,
-    pooled_features,
-    probe_objective,
-    select_probe,
-)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -20,15 +13,6 @@ def blobs(n=60, c=5, k=3, spread=0.3, seed=0):
     centres = 3 * torch.randn(k, c, generator=g)
     y = torch.arange(n) % k
     return centres[y] + spread * torch.randn(n, c, generator=g), y
-
-
-def test_mean_pool_averages_only_kept_positions():
-    h = torch.arange(12.0).view(1, 4, 3)
-    keep = torch.tensor([[True, True, False, False]])
-    torch.testing.assert_close(mean_pool(h, keep), h[0, :2].mean(0, keepdim=True))
-    assert torch.equal(mean_pool(h, torch.zeros(1, 4, dtype=torch.bool)), torch.zeros(1, 3))
-    with pytest.raises(ValueError, match="keep must be a bool tensor"):
-        mean_pool(h, keep.long())
 
 
 def test_bert_features_ignore_padding():
@@ -62,11 +46,10 @@ def test_probe_separates_blobs_and_is_optimal():
     xt, yt = blobs(seed=0, n=30)
     assert probe.accuracy(xt, yt) == 1.0
     # at the optimum of the convex objective the gradient vanishes
-    w = probe.weight.clone().requires_grad_(True)
-    b = probe.bias.clone().requires_grad_(True)
-    moved = type(probe)(probe.mean, probe.std, w, b, probe.l2)
-    probe_objective(moved, x, y).backward()
-    assert w.grad.abs().max() < 1e-4 and b.grad.abs().max() < 1e-4
+    probe.weight.requires_grad_(True)
+    probe.bias.requires_grad_(True)
+    probe.loss(x, y).backward()
+    assert probe.weight.grad.abs().max() < 1e-4 and probe.bias.grad.abs().max() < 1e-4
 
 
 def test_stronger_penalty_gives_smaller_weights_and_select_picks_best():
@@ -78,18 +61,29 @@ def test_stronger_penalty_gives_smaller_weights_and_select_picks_best():
     assert scores[best.l2] == max(scores.values())
 
 
-def test_bad_input_is_refused():
+def test_module_output_refuses_a_module_run_twice():
+    twice = torch.nn.Linear(3, 3)
+    model = torch.nn.Sequential(twice, twice)
+    with pytest.raises(ValueError, match="ran 2 times"):
+        module_output(model, twice)(torch.ones(1, 3))
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda x, y: fit_linear_probe(x, y, n_classes=2), "y must hold class ids"),
+        (lambda x, y: fit_linear_probe(x, y[:-1]), "y must be a long tensor"),
+        (lambda x, y: fit_linear_probe(x, y, l2=-1.0), "l2 must be"),
+        (lambda x, y: fit_linear_probe(x[:, 0], y), "X must be an"),
+        (lambda x, y: fit_linear_probe(x[:1], y[:1] * 0 + 1), "at least 2 examples"),
+        (lambda x, y: fit_linear_probe(x, y * 0), "n_classes must be"),
+        (lambda x, y: fit_linear_probe(x, y).predict(x[:, :3]), r"X must be an \(N, 5\)"),
+        (lambda x, y: pooled_features(lambda ids: ids, torch.zeros(3, 4)), "ids must be"),
+        (lambda x, y: pooled_features(lambda ids: ids, y[None], batch_size=0), "batch_size"),
+        (lambda x, y: select_probe((x, y), (x, y), l2s=()), "l2s must name"),
+    ],
+)
+def test_bad_input_is_refused(call, message):
     x, y = blobs()
-    with pytest.raises(ValueError, match="labels must lie"):
-        fit_linear_probe(x, y, n_classes=2)
-    with pytest.raises(ValueError, match="labels must be a long tensor"):
-        fit_linear_probe(x, y[:-1])
-    with pytest.raises(ValueError, match="l2 must be"):
-        fit_linear_probe(x, y, l2=-1.0)
-    with pytest.raises(ValueError, match="x must be an"):
-        fit_linear_probe(x[:, 0], y)
-    probe = fit_linear_probe(x, y)
-    with pytest.raises(ValueError, match=r"x must be an \(N, 5\)"):
-        probe.predict(x[:, :3])
-    with pytest.raises(ValueError, match="ids must be"):
-        pooled_features(lambda ids: ids, torch.zeros(3, 4))
+    with pytest.raises(ValueError, match=message):
+        call(x, y)

@@ -1,7 +1,8 @@
 """Record the attention weights of a model's :class:`~fmbook.nn.MultiHeadAttention` layers.
 
 The layers compute attention through the fused ``sdpa`` path, which returns only the output,
-not the weights. :func:`record_attention` attaches forward hooks that take each layer's
+not the weights. :func:`record_attention` attaches forward hooks
+(:func:`~fmbook.interpret.hooks.forward_hooks`) that take each layer's
 inputs and recompute the weights with the explicit
 :func:`~fmbook.nn.scaled_dot_product_attention` (same projections, rotary positions, masks
 and key/value cache), without changing what the model computes::
@@ -23,7 +24,9 @@ from contextlib import contextmanager
 import torch
 import torch.nn as nn
 
-from .attention import MultiHeadAttention, scaled_dot_product_attention
+from fmbook.nn.attention import MultiHeadAttention, scaled_dot_product_attention
+
+from .hooks import forward_hooks
 
 __all__ = ["AttentionMaps", "attention_inputs", "record_attention"]
 
@@ -94,6 +97,26 @@ def record_attention(model: nn.Module, names=None):
     """Record the attention weights of every :class:`MultiHeadAttention` in ``model`` (or of
     those whose names are in ``names``) while the block runs; yields an
     :class:`AttentionMaps`. The hooks are removed on exit."""
+    maps, cache_before = AttentionMaps(), {}
+
+    def before(name, module, args, kwargs):  # note the cache length before the call
+        cache = _FORWARD.bind(module, *args, **kwargs).arguments.get("cache")
+        cache_before[name] = None if cache is None else len(cache)
+
+    def after(name, module, args, kwargs, output):  # recompute the weights from the inputs
+        with torch.no_grad():
+            q, k, v, mask, causal = attention_inputs(
+                module, args, kwargs, cache_before=cache_before[name]
+            )
+            _, weights = scaled_dot_product_attention(q, k, v, mask=mask, causal=causal)
+        maps.add(name, weights)  # (B, H, Tq, Tk)
+
+    with forward_hooks(_attention_layers(model, names), after, before):
+        yield maps
+
+
+def _attention_layers(model: nn.Module, names) -> dict[str, MultiHeadAttention]:
+    """The attention layers of ``model`` to hook: all of them, or those in ``names`` (checked)."""
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     layers = {n: m for n, m in model.named_modules() if isinstance(m, MultiHeadAttention)}
@@ -108,34 +131,4 @@ def record_attention(model: nn.Module, names=None):
         layers = {n: layers[n] for n in names}
     if not layers:
         raise ValueError("model has no MultiHeadAttention layer to record")
-    maps = AttentionMaps()
-    handles = []
-    for name, layer in layers.items():
-        before, after = _hooks(name, maps)
-        handles.append(layer.register_forward_pre_hook(before, with_kwargs=True))
-        handles.append(layer.register_forward_hook(after, with_kwargs=True))
-    try:
-        yield maps
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-def _hooks(name: str, maps: AttentionMaps):
-    """A pre-hook that notes the cache length before the call, and a hook that recomputes
-    the weights after it and adds them to ``maps`` under ``name``."""
-    state = {"cache_before": None}
-
-    def before(module, args, kwargs):
-        cache = _FORWARD.bind(module, *args, **kwargs).arguments.get("cache")
-        state["cache_before"] = None if cache is None else len(cache)
-
-    def after(module, args, kwargs, output):
-        with torch.no_grad():
-            q, k, v, mask, causal = attention_inputs(
-                module, args, kwargs, cache_before=state["cache_before"]
-            )
-            _, weights = scaled_dot_product_attention(q, k, v, mask=mask, causal=causal)
-        maps.add(name, weights)  # (B, H, Tq, Tk)
-
-    return before, after
+    return layers

@@ -1,12 +1,12 @@
-"""fmbook.nn.inspect: recorded attention weights are the ones the layers use."""
+"""fmbook.interpret.attention: recorded attention weights are the ones the layers use."""
 
 import pytest
 import torch
 
+from fmbook.interpret import attention_inputs, record_attention
 from fmbook.models import GPT, GPTConfig
 from fmbook.models.transformer import Seq2SeqConfig, Transformer
 from fmbook.nn import MultiHeadAttention, RotaryEmbedding, padding_mask
-from fmbook.nn.inspect import attention_inputs, record_attention
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

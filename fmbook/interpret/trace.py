@@ -9,10 +9,10 @@
 >>> tuple(trace["0"].shape)
 (2, 4)
 
-:func:`record` registers a ``register_forward_hook`` on each chosen submodule for the
-duration of a ``with`` block and removes the hooks on exit (also after an error). Each call
-of a hooked module appends one :class:`Record` (its name, its class and a detached copy of
-its output), so the records come in the order the modules *finish*: a block is recorded
+:func:`record` registers a forward hook (:func:`~fmbook.interpret.hooks.forward_hooks`)
+on each chosen submodule for the duration of a ``with`` block and removes the hooks on exit
+(also after an error). Each call of a hooked module appends one :class:`Record` (its name,
+its class and a detached copy of its output), so the records come in the order the modules *finish*: a block is recorded
 after the sub-layers inside it. A module called several times (token-by-token decoding)
 has one record per call; ``trace[name]`` is the latest, ``trace.calls(name)`` all of them.
 """
@@ -27,6 +27,8 @@ from typing import Any
 import pandas as pd
 import torch
 import torch.nn as nn
+
+from .hooks import forward_hooks
 
 
 @dataclass
@@ -111,9 +113,28 @@ class Trace:
         return pd.DataFrame(rows, columns=["module", "class", "shape", "dtype", "mean norm"])
 
 
+@contextmanager
+def record(model: nn.Module, names: Iterable[str] | None = None) -> Iterator[Trace]:
+    """Record the outputs of ``model``'s submodules while the ``with`` block runs.
+
+    names: module names as in ``model.named_modules()`` (``"blocks.0.attn"``; ``""`` is the
+    model itself); None hooks every module. Yields a :class:`Trace` that fills as the model
+    runs; the hooks are removed when the block ends.
+    """
+    trace = Trace()
+
+    def save(name, module, args, kwargs, output):
+        trace.records.append(Record(name, type(module).__name__, _detach(output)))
+
+    with forward_hooks(_select(model, names), save):
+        yield trace
+
+
 def _select(model: nn.Module, names: Iterable[str] | None) -> dict[str, nn.Module]:
     """The modules to hook: all of ``model.named_modules()`` (model itself as ``""``), or
     those in ``names`` (checked)."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     modules = dict(model.named_modules())
     if names is None:
         return modules
@@ -130,27 +151,4 @@ def _select(model: nn.Module, names: Iterable[str] | None) -> dict[str, nn.Modul
     return {n: modules[n] for n in names}
 
 
-@contextmanager
-def record(model: nn.Module, names: Iterable[str] | None = None) -> Iterator[Trace]:
-    """Record the outputs of ``model``'s submodules while the ``with`` block runs.
-
-    names: module names as in ``model.named_modules()`` (``"blocks.0.attn"``; ``""`` is the
-    model itself); None hooks every module. Yields a :class:`Trace` that fills as the model
-    runs; the hooks are removed when the block ends.
-    """
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    trace = Trace()
-
-    def hook_for(name: str):
-        def hook(module, inputs, output):
-            trace.records.append(Record(name, type(module).__name__, _detach(output)))
-
-        return hook
-
-    handles = [m.register_forward_hook(hook_for(n)) for n, m in _select(model, names).items()]
-    try:
-        yield trace
-    finally:
-        for handle in handles:
-            handle.remove()
+__all__ = ["Record", "Trace", "record"]

@@ -32,26 +32,15 @@ class LoRALinear(nn.Module):
 
     def __init__(self, base: nn.Linear, r: int = 8, alpha: float = 16.0, dropout: float = 0.0):
         super().__init__()
-        if not isinstance(base, nn.Linear):
-            raise ValueError(f"base must be a torch.nn.Linear, got {type(base).__name__}")
-        if not isinstance(r, int) or r < 1:
-            raise ValueError(f"r must be an int >= 1, got {r!r}")
-        if r > min(base.in_features, base.out_features):
-            raise ValueError(
-                f"r={r} exceeds min(in_features, out_features) = "
-                f"{min(base.in_features, base.out_features)}: the update would not be low-rank"
-            )
-        if not alpha > 0:
-            raise ValueError(f"alpha must be > 0, got {alpha!r}")
+        _check_lora(base, r, alpha)
         self.base, self.r, self.alpha = base, r, float(alpha)
         self.scaling = self.alpha / r
         for p in base.parameters():
             p.requires_grad_(False)
         w = base.weight
-        self.lora_A = nn.Parameter(torch.empty(r, base.in_features, dtype=w.dtype, device=w.device))
-        self.lora_B = nn.Parameter(
-            torch.zeros(base.out_features, r, dtype=w.dtype, device=w.device)
-        )
+        options = dict(dtype=w.dtype, device=w.device)
+        self.lora_A = nn.Parameter(torch.empty(r, base.in_features, **options))  # (r, in)
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, **options))  # (out, r)
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
         self.dropout = nn.Dropout(dropout)
 
@@ -143,3 +132,20 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     """(trainable, total) numbers of parameters."""
     params = list(model.parameters())
     return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
+def _check_lora(base, r, alpha) -> None:
+    if not isinstance(base, nn.Linear):
+        raise ValueError(f"base must be a torch.nn.Linear, got {type(base).__name__}")
+    if not isinstance(r, int) or r < 1:
+        raise ValueError(f"r must be an int >= 1, got {r!r}")
+    if r > min(base.in_features, base.out_features):
+        raise ValueError(
+            f"r={r} exceeds min(in_features, out_features) = "
+            f"{min(base.in_features, base.out_features)}: the update would not be low-rank"
+        )
+    if not alpha > 0:
+        raise ValueError(f"alpha must be > 0, got {alpha!r}")
+
+
+__all__ = ["LoRALinear", "add_lora", "count_parameters", "freeze_except_lora", "merge_lora"]

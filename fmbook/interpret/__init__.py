@@ -1,0 +1,22 @@
+"""Looking inside a model while it runs, all through one forward-hook recorder.
+
+* :mod:`.hooks`: ``forward_hooks``, call a function around each forward pass of chosen
+  submodules for the duration of a ``with`` block.
+* :mod:`.trace`: ``record`` the outputs of submodules into a ``Trace`` (names, shapes, norms).
+* :mod:`.attention`: ``record_attention``, the attention weights of every
+  ``MultiHeadAttention`` (``AttentionMaps``, ``attention_inputs``).
+"""
+
+from .attention import AttentionMaps, attention_inputs, record_attention
+from .hooks import forward_hooks
+from .trace import Record, Trace, record
+
+__all__ = [
+    "AttentionMaps",
+    "Record",
+    "Trace",
+    "attention_inputs",
+    "forward_hooks",
+    "record",
+    "record_attention",
+]
