@@ -126,6 +126,7 @@ def test_config_validation(field, value):
         GPTConfig(**kwargs)
 
 
+@pytest.mark.slow
 def test_a_few_steps_overfit_a_tiny_sequence():
     torch.manual_seed(0)
     m = GPT(GPTConfig(vocab_size=5, block_size=8, n_layer=1, n_head=1, n_embd=16))

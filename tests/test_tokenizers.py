@@ -357,6 +357,7 @@ def test_hf_save_load_and_errors(hf, tmp_path):
         hf.decode([300])
 
 
+@pytest.mark.slow
 def test_import_does_not_need_hf_tokenizers():
     code = "import sys, fmbook.tokenizers; print('tokenizers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
