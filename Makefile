@@ -1,6 +1,7 @@
 # The book's commands. On a fresh clone:
 #   make book   -- install what is needed and build the website into _build/html
 #   make test   -- install what is needed and run every test (lint, unit, notebooks, site)
+#   make unit-fast -- the unit tests that take seconds, without training runs (slow) or the site
 #   make lab    -- open the chapters in JupyterLab
 SHELL := /bin/bash
 VENV ?= .venv
@@ -13,7 +14,7 @@ CONSTRAINTS ?= -c constraints.txt
 TORCH ?= $(shell grep -m1 '^torch==' constraints.txt)
 export FMBOOK_DATA_MIRROR ?= $(abspath ../shared/data)
 
-.PHONY: install book test lab lint unit notebooks site browser benchmarks clean
+.PHONY: install book test lab lint unit unit-fast notebooks site browser benchmarks clean
 
 install: $(VENV)/.installed
 
@@ -66,6 +67,10 @@ lint: install
 # Unit tests, notebook structure, the fresh-venv run of a chapter. (Site tests need the build.)
 unit: install
 	$(PY) -m pytest -q -m "not site" tests
+
+# The unit tests without those marked slow (training runs, a wheel build): a quick check while editing.
+unit-fast: install
+	$(PY) -m pytest -q -m "not slow and not site" tests
 
 # Every notebook, top to bottom, in the smoke profile; cells tagged nbval-check-output must
 # reproduce their stored (full-profile) outputs.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import platform
+import re
 import textwrap
 
 import torch
@@ -11,30 +12,80 @@ import torch
 from . import __version__, profile
 from .utils import seed_everything
 
+# A part of the source the book shows on its own is marked by two full-line comments:
+#     # <show name>
+#     ...the lines shown...
+#     # </show name>
+_MARKER = re.compile(r"^\s*# <(/?)show ([A-Za-z0-9_-]+)>\s*$")
 
-def source(obj) -> str:
-    """The source code of a function, class or module of the package, dedented."""
+
+def _parts(text: str, where: str) -> tuple[str, dict[str, str]]:
+    """The text without its marker lines, and each marked part (its lines, dedented)."""
+    kept: list[str] = []
+    starts: dict[str, int] = {}  # open part -> index in kept of its first line
+    parts: dict[str, str] = {}
+    for line in text.splitlines():
+        match = _MARKER.match(line)
+        if match is None:
+            kept.append(line)
+            continue
+        closing, name = match.groups()
+        if not closing:
+            if name in starts or name in parts:
+                raise ValueError(f"{where}: the part {name!r} is marked twice")
+            starts[name] = len(kept)
+        elif name not in starts:
+            raise ValueError(f"{where}: '# </show {name}>' has no '# <show {name}>' before it")
+        else:
+            parts[name] = textwrap.dedent("\n".join(kept[starts.pop(name) :]))
+    if starts:
+        raise ValueError(f"{where}: the part(s) {sorted(starts)} are never closed (# </show ...>)")
+    return "\n".join(kept) + "\n", parts
+
+
+def source(obj, part: str | None = None) -> str:
+    """The source code of a function, class or module of the package, dedented, without
+    its ``# <show name>`` / ``# </show name>`` marker comments; with ``part``, only the
+    lines between that pair of markers."""
     try:
-        return textwrap.dedent(inspect.getsource(obj))
+        text = textwrap.dedent(inspect.getsource(obj))
     except (TypeError, OSError) as err:
         raise ValueError(f"cannot show the source of {obj!r}: {err}") from None
+    where = getattr(obj, "__qualname__", getattr(obj, "__name__", repr(obj)))
+    text, parts = _parts(text, where)
+    if part is None:
+        return text
+    if part not in parts:
+        raise ValueError(
+            f"{where} has no part {part!r} marked '# <show {part}>'; "
+            f"its parts: {sorted(parts) or 'none'}"
+        )
+    return parts[part]
 
 
-def show_source(obj, *, lines: tuple[int, int] | None = None):
+def show_source(obj, *, part: str | None = None):
     """Display the real source of ``obj`` in a notebook (instead of pasting a copy).
 
-    ``lines=(start, stop)`` shows only that slice of the source's lines (0-based, stop
-    exclusive). Returns an IPython ``Markdown`` object rendered as a Python code block.
+    The whole function, class or module is shown, unless ``part`` names a part of it marked
+    in the source by a pair of full-line comments::
+
+        # <show name>
+        ...the lines shown by show_source(obj, part="name")...
+        # </show name>
+
+    The part is shown dedented; marker comments never appear in the shown text (neither in
+    a part nor in the whole object). A ``part`` that is not marked raises ``ValueError``
+    naming the parts that are. Returns an IPython ``Markdown`` object rendered as a Python
+    code block.
     """
     from IPython.display import Markdown
 
-    text = source(obj)
-    if lines is not None:
-        start, stop = lines
-        text = "\n".join(text.splitlines()[start:stop])
+    text = source(obj, part)
     name = getattr(obj, "__qualname__", getattr(obj, "__name__", repr(obj)))
     module = getattr(obj, "__module__", None) or getattr(obj, "__name__", "")
     header = f"# {module}.{name}" if module and module != name else f"# {name}"
+    if part is not None:
+        header += f" ({part})"
     return Markdown(f"```python\n{header}\n{text.rstrip()}\n```")
 
 

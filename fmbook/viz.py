@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
 import seaborn as sns
+from matplotlib import font_manager
 
 PALETTE = "colorblind"
+# Families that hold Chinese, Japanese and Korean glyphs (the book's default fonts do not).
+CJK_FONTS = ("CJK", "Heiti", "SimHei", "WenQuanYi", "Source Han")
 
 
 def set_theme() -> None:
@@ -38,4 +42,71 @@ def loss_curves(history, *, baselines: dict[str, float] | None = None, ax=None, 
     if title:
         ax.set_title(title)
     ax.legend()
+    return ax
+
+
+def use_cjk_font() -> str | None:
+    """Put an installed CJK font first in matplotlib's sans-serif list, so that figure text
+    can show characters such as 我爱北京; returns its name, or None (nothing changed) when
+    no such font is installed."""
+    names = sorted({f.name for f in font_manager.fontManager.ttflist})
+    found = [name for name in names if any(key in name for key in CJK_FONTS)]
+    if not found:
+        return None
+    families = [f for f in plt.rcParams["font.sans-serif"] if f != found[0]]
+    plt.rcParams["font.sans-serif"] = [found[0], *families]
+    return found[0]
+
+
+def attention_heatmap(
+    weights,
+    queries,
+    keys,
+    *,
+    ax=None,
+    title=None,
+    cbar=False,
+    annot=False,
+    mask=None,
+    cmap="viridis",
+    fontsize=None,
+):
+    """Attention weights as a heatmap: one row per query, one column per key, colours from
+    0 to 1. ``weights`` is a (queries, keys) tensor or array; ``queries`` and ``keys`` label
+    the rows and columns. ``cbar`` adds a colour bar, ``annot`` writes each weight in its
+    cell, ``mask`` (same shape, True = hidden) leaves cells blank, and ``fontsize`` sets the
+    tick labels' size (the title one point larger). Returns the axes."""
+    if hasattr(weights, "detach"):
+        weights = weights.detach().cpu().numpy()
+    weights = np.asarray(weights)
+    if weights.ndim != 2:
+        raise ValueError(f"weights must be 2-D (queries, keys), got shape {tuple(weights.shape)}")
+    queries, keys = list(queries), list(keys)
+    if (len(queries), len(keys)) != weights.shape:
+        raise ValueError(
+            f"weights of shape {tuple(weights.shape)} need {weights.shape[0]} query and "
+            f"{weights.shape[1]} key labels, got {len(queries)} and {len(keys)}"
+        )
+    if mask is not None and np.shape(mask) != weights.shape:
+        raise ValueError(f"mask must have the weights' shape {weights.shape}, got {np.shape(mask)}")
+    if ax is None:
+        _, ax = plt.subplots()
+    sns.heatmap(
+        weights,
+        ax=ax,
+        mask=mask,
+        annot=annot,
+        fmt=".2f",
+        cmap=cmap,
+        vmin=0,
+        vmax=1,
+        cbar=cbar,
+        square=True,
+        xticklabels=keys,
+        yticklabels=queries,
+    )
+    ax.set_title(title or "", fontsize=None if fontsize is None else fontsize + 1)
+    ax.tick_params(axis="x", rotation=60, labelsize=fontsize)
+    ax.tick_params(axis="y", rotation=0, labelsize=fontsize)
+    ax.grid(False)
     return ax

@@ -48,6 +48,7 @@ def test_datamodule_split_and_vocab(datamodule):
     assert torch.equal(x[:, 1:], y[:, :-1])
 
 
+@pytest.mark.slow
 def test_training_lowers_val_loss_and_history_matches_evaluate(datamodule):
     torch.manual_seed(0)
     config = GPTConfig(vocab_size=65, max_len=32, n_layer=1, n_head=2, d_model=32)

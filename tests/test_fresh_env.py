@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 import setup_cell
@@ -62,10 +61,8 @@ def test_chapter_runs_from_a_wheel_in_a_new_venv(tmp_path, data_mirror):
         "FMBOOK_DATA_MIRROR": str(data_mirror),
         "MPLBACKEND": "Agg",
     }
-    start = time.perf_counter()
     out = run([python, "-c", RUN_NOTEBOOK, CHAPTER.name], cwd=workdir, env=env)
     assert "EXECUTED" in out
     # the installed wheel was used, not the source tree
     where = run([python, "-c", "import fmbook; print(fmbook.__file__)"], cwd=workdir, env=env)
     assert str(venv) in where and str(ROOT) not in where
-    assert time.perf_counter() - start < 120

@@ -77,6 +77,7 @@ def test_top_k_1_is_greedy(model):
     assert torch.equal(out, idx)
 
 
+@pytest.mark.slow
 def test_a_few_steps_overfit_a_tiny_sequence():
     torch.manual_seed(0)
     m = GPT(GPTConfig(vocab_size=5, max_len=8, n_layer=1, n_head=1, d_model=16))

@@ -67,6 +67,7 @@ def test_loss_ignores_padding_and_uses_integer_targets():
         seq2seq_loss(logits, torch.nn.functional.one_hot(targets, 5).float()[..., 0], pad_id=0)
 
 
+@pytest.mark.slow
 def test_learns_to_reverse_sequences_and_translates_greedily():
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)

@@ -108,6 +108,7 @@ MEASURED = {3: (2.041, 0.02, 0.002), 4: (1.722, 0.2, 0.04), 5: (1.566, 0.5, 0.15
 
 
 @pytest.mark.parametrize("order", [3, 4, 5])
+@pytest.mark.slow
 def test_kneser_ney_beats_add_k_on_tiny_shakespeare(shakespeare_ids, order):
     train, val, V = shakespeare_ids
     kn = KneserNeyLM(order, V).fit(train).cross_entropy(val)

@@ -9,6 +9,7 @@ from fmbook.tasks import predict
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+@pytest.mark.slow
 def test_smoke_model_trains_caches_and_reloads(tmp_path, data_mirror, monkeypatch):
     monkeypatch.setenv("FMBOOK_DATA_MIRROR", str(data_mirror))
     text = load_shakespeare(mirror=data_mirror)

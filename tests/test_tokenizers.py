@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-import time
 import warnings
 from collections import Counter
 from itertools import pairwise
@@ -246,13 +245,11 @@ def shakespeare(data_mirror):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("pattern", [None, "gpt2"])
-def test_shakespeare_vocab_1000_is_fast_and_compresses(shakespeare, pattern):
+def test_shakespeare_vocab_1000_compresses(shakespeare, pattern):
+    # how fast this trains is measured by benchmarks/bpe.py, not asserted here
     train, val = shakespeare
-    start = time.process_time()  # CPU seconds: a fair measure on a busy machine
     tok = BPETokenizer.train(train, vocab_size=1000, pattern=pattern)
-    seconds = time.process_time() - start
     assert tok.vocab_size == 1000
-    assert seconds < 10, f"training took {seconds:.1f} s of CPU time"
     ids = tok.encode(val)  # held-out text
     assert tok.decode(ids) == val
     # measured: 0.430 (lines) and 0.445 (gpt2) tokens per byte on the validation split
@@ -361,6 +358,7 @@ def test_hf_save_load_and_errors(hf, tmp_path):
         hf.decode([300])
 
 
+@pytest.mark.slow
 def test_import_does_not_need_hf_tokenizers():
     code = "import sys, fmbook.tokenizers; print('tokenizers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

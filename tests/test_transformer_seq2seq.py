@@ -105,6 +105,7 @@ def trained():
     return model.eval(), losses
 
 
+@pytest.mark.slow
 def test_training_learns_to_reverse(trained):
     _, losses = trained
     assert sum(losses[:10]) / 10 > 2.0
@@ -112,6 +113,7 @@ def test_training_learns_to_reverse(trained):
 
 
 @pytest.mark.parametrize("beam_size", [1, 3])
+@pytest.mark.slow
 def test_translation_reproduces_the_reversal(trained, beam_size):
     model, _ = trained
     src, tgt = reversal_batch(32, torch.Generator().manual_seed(123))
@@ -123,6 +125,7 @@ def test_translation_reproduces_the_reversal(trained, beam_size):
     assert not model.training
 
 
+@pytest.mark.slow
 def test_greedy_translation_equals_argmax_of_full_recomputation(trained):
     model, _ = trained
     src, _ = reversal_batch(5, torch.Generator().manual_seed(9))
@@ -151,6 +154,7 @@ def reversal_datamodule():
 
 
 @pytest.mark.parametrize("kind", ["transformer", "lstm"])
+@pytest.mark.slow
 def test_seq2seq_task_lowers_the_loss(kind):
     from fmbook.tasks import Seq2Seq, evaluate, make_trainer
 

@@ -190,6 +190,7 @@ def test_full_batch_sgns_converges_to_shifted_pmi(power):
     assert (model.scores().detach() - target).abs().max() < 1e-3
 
 
+@pytest.mark.slow
 def test_sampled_sgns_correlates_with_shifted_pmi():
     """The same with sampled negatives (noise = context distribution) and minibatches:
     noisier, so only a correlation is checked."""
