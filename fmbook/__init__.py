@@ -4,7 +4,13 @@ Data flows one way: ``data.fetch`` -> text -> tokenizer -> DataModule -> task(mo
 -> ``lightning.Trainer`` -> metrics and plots in the notebook.
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
+
+try:  # one version, one place: pyproject.toml, read from the installed package's metadata
+    __version__ = _version("fmbook")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 from . import profile  # noqa: E402
 from .utils import seed_everything  # noqa: E402

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import os
 import platform
 import re
+import sys
 import textwrap
 
 import torch
@@ -113,6 +116,16 @@ def setup(seed: int = 1337, *, quiet: bool = False) -> None:
     import logging
     import warnings
 
+    # Known library warnings that say nothing about the chapter (stored outputs stay clean);
+    # set before lightning is imported, since importing it imports tqdm, which warns at once.
+    for message in (
+        "IProgress not found",  # tqdm without ipywidgets
+        ".*does not have many workers.*",  # Lightning's DataLoader hint
+        ".*LeafSpec.*",
+        ".*'pin_memory' argument is set as true but no accelerator.*",
+        ".*defined a `validation_step` but have no `val_dataloader`.*",
+    ):
+        warnings.filterwarnings("ignore", message=message)
     import lightning  # noqa: F401  (imported first: importing it resets its loggers' levels)
 
     from .viz import set_theme
@@ -122,7 +135,21 @@ def setup(seed: int = 1337, *, quiet: bool = False) -> None:
     # Book output shows results, not Lightning's notes about hardware, tips and summaries.
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     if not quiet:
         print("  ".join(f"{k}: {v}" for k, v in environment().items()))
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Silence what C++ code writes to the process's stderr (file descriptor 2) inside the
+    block, e.g. the profiler's start/stop lines, which Python's warnings filters cannot
+    reach. Python exceptions still propagate as usual."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)

@@ -16,9 +16,11 @@ ROOT = Path(__file__).resolve().parents[1]
 TAGS = ["setup-cell", "hide-input", "remove-stderr"]  # the site folds the code, shows its report
 
 TEMPLATE = """\
-# Setup: the same first cell in every chapter. On Colab (or wherever fmbook is missing)
-# it installs the book's package at the book's version; Colab's own torch is kept.
+# Setup: the same first cell in every chapter. Where fmbook is missing or another version
+# (Colab), it installs the book's release from PyPI and keeps Colab's own torch. For a
+# development install set FMBOOK_PIP, e.g. "fmbook @ git+{url}@main".
 import importlib.metadata
+import os
 import subprocess
 import sys
 
@@ -27,8 +29,8 @@ try:
     installed = importlib.metadata.version("fmbook")
 except importlib.metadata.PackageNotFoundError:
     installed = None
-if installed != FMBOOK_VERSION:
-    package = f"fmbook @ git+{url}@v{{FMBOOK_VERSION}}"
+if installed != FMBOOK_VERSION or "FMBOOK_PIP" in os.environ:
+    package = os.environ.get("FMBOOK_PIP", f"fmbook=={{FMBOOK_VERSION}}")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 import fmbook
