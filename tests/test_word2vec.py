@@ -3,16 +3,19 @@ import math
 import pytest
 import torch
 
-from fmbook.models.word2vec import (
+from fmbook.data.skipgram import (
     NegativeSampler,
+    SkipGramDataModule,
+    keep_probabilities,
+    skipgram_pairs,
+    subsample,
+)
+from fmbook.models.word2vec import (
     SkipGramNS,
     cooccurrence_matrix,
-    keep_probabilities,
     most_similar,
     sgns_loss_and_grads,
     shifted_pmi,
-    skipgram_pairs,
-    subsample,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -242,8 +245,6 @@ def test_bad_input_is_rejected():
 
 
 def test_datamodule_batches_pairs_with_negatives():
-    from fmbook.tasks.skipgram import SkipGramDataModule
-
     ids = two_topic_corpus(n_blocks=10)
     dm = SkipGramDataModule(ids, 16, window=2, negatives=4, batch_size=32, subsample_t=0.05)
     dm.setup()
@@ -259,7 +260,7 @@ def test_datamodule_batches_pairs_with_negatives():
 @pytest.mark.parametrize("optimizer", ["sparse_adam", "adam"])
 def test_skipgram_task_lowers_the_loss(optimizer):
     from fmbook.tasks import evaluate, make_trainer
-    from fmbook.tasks.skipgram import SkipGram, SkipGramDataModule
+    from fmbook.tasks.skipgram import SkipGram
 
     torch.manual_seed(0)
     ids = two_topic_corpus()
