@@ -51,8 +51,9 @@ import torch  # noqa: E402
 
 from benchmarks.common import machine, write_results  # noqa: E402
 from fmbook.data import shakespeare  # noqa: E402
+from fmbook.data.skipgram import SkipGramDataModule  # noqa: E402
 from fmbook.models.word2vec import most_similar  # noqa: E402
-from fmbook.tasks import SkipGram, SkipGramDataModule, make_trainer  # noqa: E402
+from fmbook.tasks import SkipGram, make_trainer  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "word2vec.json"
 WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
@@ -113,13 +114,18 @@ def train_gensim(words: list[str], args) -> tuple[torch.Tensor, list[str], float
     return torch.from_numpy(model.wv.vectors.copy()), list(model.wv.index_to_key), seconds
 
 
-def train_fmbook(words: list[str], vocab: list[str], args) -> tuple[torch.Tensor, float, dict]:
-    """fmbook's input vectors (rows in ``vocab`` order), the wall seconds of building the
-    pairs and training, and a few facts about the run."""
+def train_fmbook(words: list[str], vocab: list[str], args) -> tuple[torch.Tensor, dict, dict]:
+    """fmbook's input vectors (rows in ``vocab`` order), its times (wall and CPU seconds of
+    building the pairs and training), and a few facts about the run, with the breakdown of
+    the time by Lightning's ``SimpleProfiler``."""
+    from lightning.pytorch.profilers import SimpleProfiler
+
     index = {w: i for i, w in enumerate(vocab)}
     ids = torch.tensor([index[w] for w in words])
     torch.manual_seed(args.seed)
-    start = time.perf_counter()
+    profiler = SimpleProfiler()
+    profiler.summary = lambda: ""  # keep the numbers, print no table
+    start, cpu = time.perf_counter(), time.process_time()
     data = SkipGramDataModule(
         ids,
         len(vocab),
@@ -130,18 +136,38 @@ def train_fmbook(words: list[str], vocab: list[str], args) -> tuple[torch.Tensor
         subsample_t=args.sample,
         seed=args.seed,
     )
-    data.setup("fit")
-    steps = args.epochs * -(-len(data.train_pairs) // args.batch_size)
-    task = SkipGram(len(vocab), args.dim, lr=args.lr, optimizer="sparse_adam")
-    trainer = make_trainer(max_steps=steps, val_every=steps, accelerator="cpu")
+    task = SkipGram(len(vocab), args.dim, lr=args.lr, optimizer=args.optimizer)
+    never = 2**62  # stop after max_epochs (pairs are redrawn, so the steps per epoch vary)
+    trainer = make_trainer(
+        max_steps=never, val_every=never, max_epochs=args.epochs, accelerator="cpu",
+        profiler=profiler,
+    )  # fmt: skip
     trainer.fit(task, datamodule=data)
-    seconds = time.perf_counter() - start
+    times = {"wall_s": time.perf_counter() - start, "cpu_s": time.process_time() - cpu}
     facts = {
-        "pairs_per_epoch": len(data.train_pairs),
-        "steps": steps,
+        "pairs_last_epoch": len(data.train_pairs),
+        "steps": trainer.global_step,
         "final_train_loss": float(trainer.callback_metrics["train_loss"]),
+        "profile_s": breakdown(profiler, times["wall_s"]),
     }
-    return task.word_vectors(), seconds, facts
+    return task.word_vectors(), times, facts
+
+
+def breakdown(profiler, total: float) -> dict:
+    """Seconds per part of a training step, from Lightning's ``SimpleProfiler``: fetching
+    batches (pairs, slicing, negatives), forward (``training_step``), backward, the optimiser
+    step (``SparseAdam``), and the rest (Lightning's loop, hooks, logging, setup)."""
+    d = {k: sum(v) for k, v in profiler.recorded_durations.items()}
+    pick = lambda part: sum(v for k, v in d.items() if part in k)  # noqa: E731
+    parts = {
+        "batches (pairs, slicing, negatives)": pick("train_dataloader_next"),
+        "forward (training_step)": pick("Strategy]SingleDeviceStrategy.training_step"),
+        "backward": pick("Strategy]SingleDeviceStrategy.backward"),
+    }
+    optimizer = pick("optimizer_step") - parts["forward (training_step)"] - parts["backward"]
+    parts["optimiser step (SparseAdam)"] = optimizer  # optimizer_step wraps the closure
+    parts["Lightning loop, hooks, logging, setup"] = total - sum(parts.values())
+    return parts
 
 
 def cosine(vectors: torch.Tensor, a: int, b: int) -> float:

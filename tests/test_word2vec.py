@@ -257,6 +257,42 @@ def test_datamodule_batches_pairs_with_negatives():
         SkipGramDataModule(ids, 8)
 
 
+def test_datamodule_redraws_the_pairs_every_epoch():
+    ids = two_topic_corpus(n_blocks=10)
+    dm = SkipGramDataModule(ids, 16, window=3, batch_size=64, subsample_t=0.05, seed=1)
+    dm.setup()
+    first = dm.train_pairs
+    loader = dm.train_dataloader()
+    epoch1 = torch.cat([torch.stack(b[:2], 1) for b in loader])
+    assert torch.equal(dm.train_pairs, first)  # the first pass serves the pairs of setup
+    epoch2 = torch.cat([torch.stack(b[:2], 1) for b in loader])
+    assert dm.train_pairs is not first  # the second pass drew new ones
+    assert sorted(map(tuple, epoch1.tolist())) == sorted(map(tuple, first.tolist()))
+    assert sorted(map(tuple, epoch2.tolist())) == sorted(map(tuple, dm.train_pairs.tolist()))
+    assert not torch.equal(epoch1[:100], epoch2[:100])
+    assert len(epoch1) != len(epoch2)  # subsampling and windows drawn afresh
+    # reproducible from the seed
+    again = SkipGramDataModule(ids, 16, window=3, batch_size=64, subsample_t=0.05, seed=1)
+    again.setup()
+    loader = again.train_dataloader()
+    list(loader)
+    assert torch.equal(torch.cat([torch.stack(b[:2], 1) for b in loader]), epoch2)
+
+
+def test_lightning_runs_every_epoch_on_fresh_pairs():
+    from fmbook.tasks import make_trainer
+    from fmbook.tasks.skipgram import SkipGram
+
+    ids = two_topic_corpus(n_blocks=10)
+    dm = SkipGramDataModule(ids, 16, window=2, batch_size=128, subsample_t=0.05)
+    draws = []
+    dm.draw_pairs = lambda draw=dm.draw_pairs: draws.append(draw()) or draws[-1]
+    trainer = make_trainer(max_steps=10**6, val_every=10**6, max_epochs=3, accelerator="cpu")
+    trainer.fit(SkipGram(16, 4), dm)
+    assert len(draws) == 3  # setup (epoch 1), then epochs 2 and 3
+    assert trainer.global_step == sum(-(-len(p) // 128) for p in draws)
+
+
 @pytest.mark.parametrize("optimizer", ["sparse_adam", "adam"])
 def test_skipgram_task_lowers_the_loss(optimizer):
     from fmbook.tasks import evaluate, make_trainer
