@@ -113,6 +113,17 @@ def test_negative_sampler_uses_unigram_to_the_three_quarters():
     assert torch.equal(draws, again)
 
 
+def test_the_alias_table_gives_exactly_the_noise_distribution():
+    from fmbook.data.skipgram import _alias_table
+
+    counts = torch.randint(0, 50, (300,)).double() ** 2
+    probs = NegativeSampler(counts).probs
+    keep, alias = _alias_table(probs)
+    # column i (chosen with probability 1/n) gives i with prob keep[i], else alias[i]
+    implied = keep.clone().index_add_(0, alias, 1 - keep) / len(probs)
+    assert torch.allclose(implied, probs, atol=1e-12)
+
+
 def test_most_similar_by_cosine():
     vectors = torch.tensor([[1.0, 0.0], [10.0, 1.0], [0.0, 1.0], [-1.0, 0.0]])
     idx, sims = most_similar(vectors, 0, k=2)

@@ -97,9 +97,11 @@ def subsample(ids, t: float = 1e-5, counts=None, generator=None) -> torch.Tensor
 class NegativeSampler:
     """Draws negative words from ``P_n(w) ∝ count(w) ** power`` (default 3/4).
 
-    ``sample(shape)`` uses ``torch.multinomial`` with replacement and the given generator, so
-    draws are reproducible. Negatives equal to the positive context are not rejected (as in
-    most implementations; with a large vocabulary it hardly matters).
+    ``probs`` holds ``P_n``. ``sample(shape)`` draws with replacement by Walker's alias
+    method (exact, two uniform draws per sample; ``torch.multinomial`` gives the same
+    distribution but is several times slower), from the given generator, so draws are
+    reproducible. Negatives equal to the positive context are not rejected (as in most
+    implementations; with a large vocabulary it hardly matters).
     """
 
     def __init__(self, counts, power: float = 0.75, generator: torch.Generator | None = None):
@@ -111,14 +113,32 @@ class NegativeSampler:
         weights = torch.where(counts > 0, counts**power, torch.zeros_like(counts))
         self.probs = weights / weights.sum()
         self.generator = generator
+        self._keep, self._alias = _alias_table(self.probs)
 
     def sample(self, *shape: int) -> torch.Tensor:
         """A long tensor of the given shape of word ids drawn from ``P_n``."""
-        n = math.prod(shape)
-        if n <= 0:
+        if math.prod(shape) <= 0:
             raise ValueError(f"shape must have positive entries, got {shape}")
-        draws = torch.multinomial(self.probs, n, replacement=True, generator=self.generator)
-        return draws.view(*shape)
+        column = torch.randint(len(self.probs), shape, generator=self.generator)
+        coin = torch.rand(shape, generator=self.generator, dtype=torch.float64)
+        return torch.where(coin < self._keep[column], column, self._alias[column])
+
+
+def _alias_table(probs: torch.Tensor):
+    """Walker's alias table (Vose's construction): column ``i`` keeps ``i`` with probability
+    ``keep[i]`` and otherwise gives ``alias[i]``; a uniform column then samples ``probs``."""
+    n = len(probs)
+    scaled = (probs * n).tolist()
+    keep, alias = [1.0] * n, list(range(n))
+    small = [i for i, p in enumerate(scaled) if p < 1.0]
+    large = [i for i, p in enumerate(scaled) if p >= 1.0]
+    while small and large:
+        s, g = small.pop(), large[-1]
+        keep[s], alias[s] = scaled[s], g
+        scaled[g] -= 1.0 - scaled[s]
+        if scaled[g] < 1.0:
+            small.append(large.pop())
+    return torch.tensor(keep, dtype=torch.float64), torch.tensor(alias)
 
 
 class _Batches:
