@@ -17,7 +17,7 @@ Both trainers see the same corpus and the same settings:
 The differences that remain are the trainers' own: gensim runs SGD with a learning rate
 decaying linearly from 0.025, subsamples with the C code's ``(sqrt(f/t) + 1) t/f``, and
 processes pairs one by one in compiled code. fmbook trains :class:`fmbook.tasks.SkipGram`
-through ``lightning`` (by default dense ``Adam`` with a constant learning rate of 3e-2 on
+through ``lightning`` (by default dense ``Adam`` with a constant learning rate of 1e-2 on
 mini-batches of 16,384 pairs; ``--optimizer sparse_adam --batch-size 1024 --lr 5e-3`` gives
 the settings of the book's chapter and of the earlier benchmark), and its
 :class:`fmbook.data.skipgram.SkipGramDataModule` subsamples with ``min(1, sqrt(t/f))``. Both
@@ -258,7 +258,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--sample", type=float, default=1e-3, help="subsampling threshold t")
     parser.add_argument("--batch-size", type=int, default=16384, help="fmbook only")
-    parser.add_argument("--lr", type=float, default=3e-2, help="fmbook's Adam only")
+    parser.add_argument("--lr", type=float, default=1e-2, help="fmbook's Adam only")
     parser.add_argument("--optimizer", choices=("adam", "sparse_adam"), default="adam")
     parser.add_argument("--workers", type=int, default=1, help="gensim worker threads")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for fmbook")
