@@ -3,16 +3,19 @@ import math
 import pytest
 import torch
 
-from fmbook.models.word2vec import (
+from fmbook.data.skipgram import (
     NegativeSampler,
+    SkipGramDataModule,
+    keep_probabilities,
+    skipgram_pairs,
+    subsample,
+)
+from fmbook.models.word2vec import (
     SkipGramNS,
     cooccurrence_matrix,
-    keep_probabilities,
     most_similar,
     sgns_loss_and_grads,
     shifted_pmi,
-    skipgram_pairs,
-    subsample,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -108,6 +111,17 @@ def test_negative_sampler_uses_unigram_to_the_three_quarters():
     assert (freq - expected.double()).abs().max() < 0.01 and freq[3] == 0
     again = NegativeSampler(counts, generator=torch.Generator().manual_seed(0)).sample(200, 50)
     assert torch.equal(draws, again)
+
+
+def test_the_alias_table_gives_exactly_the_noise_distribution():
+    from fmbook.data.skipgram import _alias_table
+
+    counts = torch.randint(0, 50, (300,)).double() ** 2
+    probs = NegativeSampler(counts).probs
+    keep, alias = _alias_table(probs)
+    # column i (chosen with probability 1/n) gives i with prob keep[i], else alias[i]
+    implied = keep.clone().index_add_(0, alias, 1 - keep) / len(probs)
+    assert torch.allclose(implied, probs, atol=1e-12)
 
 
 def test_most_similar_by_cosine():
@@ -243,8 +257,6 @@ def test_bad_input_is_rejected():
 
 
 def test_datamodule_batches_pairs_with_negatives():
-    from fmbook.tasks.skipgram import SkipGramDataModule
-
     ids = two_topic_corpus(n_blocks=10)
     dm = SkipGramDataModule(ids, 16, window=2, negatives=4, batch_size=32, subsample_t=0.05)
     dm.setup()
@@ -257,10 +269,46 @@ def test_datamodule_batches_pairs_with_negatives():
         SkipGramDataModule(ids, 8)
 
 
+def test_datamodule_redraws_the_pairs_every_epoch():
+    ids = two_topic_corpus(n_blocks=10)
+    dm = SkipGramDataModule(ids, 16, window=3, batch_size=64, subsample_t=0.05, seed=1)
+    dm.setup()
+    first = dm.train_pairs
+    loader = dm.train_dataloader()
+    epoch1 = torch.cat([torch.stack(b[:2], 1) for b in loader])
+    assert torch.equal(dm.train_pairs, first)  # the first pass serves the pairs of setup
+    epoch2 = torch.cat([torch.stack(b[:2], 1) for b in loader])
+    assert dm.train_pairs is not first  # the second pass drew new ones
+    assert sorted(map(tuple, epoch1.tolist())) == sorted(map(tuple, first.tolist()))
+    assert sorted(map(tuple, epoch2.tolist())) == sorted(map(tuple, dm.train_pairs.tolist()))
+    assert not torch.equal(epoch1[:100], epoch2[:100])
+    assert len(epoch1) != len(epoch2)  # subsampling and windows drawn afresh
+    # reproducible from the seed
+    again = SkipGramDataModule(ids, 16, window=3, batch_size=64, subsample_t=0.05, seed=1)
+    again.setup()
+    loader = again.train_dataloader()
+    list(loader)
+    assert torch.equal(torch.cat([torch.stack(b[:2], 1) for b in loader]), epoch2)
+
+
+def test_lightning_runs_every_epoch_on_fresh_pairs():
+    from fmbook.tasks import make_trainer
+    from fmbook.tasks.skipgram import SkipGram
+
+    ids = two_topic_corpus(n_blocks=10)
+    dm = SkipGramDataModule(ids, 16, window=2, batch_size=128, subsample_t=0.05)
+    draws = []
+    dm.draw_pairs = lambda draw=dm.draw_pairs: draws.append(draw()) or draws[-1]
+    trainer = make_trainer(max_steps=10**6, val_every=10**6, max_epochs=3, accelerator="cpu")
+    trainer.fit(SkipGram(16, 4), dm)
+    assert len(draws) == 3  # setup (epoch 1), then epochs 2 and 3
+    assert trainer.global_step == sum(-(-len(p) // 128) for p in draws)
+
+
 @pytest.mark.parametrize("optimizer", ["sparse_adam", "adam"])
 def test_skipgram_task_lowers_the_loss(optimizer):
     from fmbook.tasks import evaluate, make_trainer
-    from fmbook.tasks.skipgram import SkipGram, SkipGramDataModule
+    from fmbook.tasks.skipgram import SkipGram
 
     torch.manual_seed(0)
     ids = two_topic_corpus()

@@ -4,9 +4,9 @@ from .gpt import GPT, GPTConfig
 
 __all__ = ["GPT", "GPTConfig"]
 
-from .word2vec import NegativeSampler, SkipGramNS  # noqa: E402
+from .word2vec import SkipGramNS  # noqa: E402
 
-__all__ += ["NegativeSampler", "SkipGramNS"]
+__all__ += ["SkipGramNS"]
 
 from .bert import (  # noqa: E402
     BERT,

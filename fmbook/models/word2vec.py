@@ -39,8 +39,10 @@ Pieces
 * :class:`SkipGramNS`: the model (``V`` and ``U`` as ``nn.Embedding``), trained with sampled
   negatives (:meth:`SkipGramNS.forward`) or full-batch on a co-occurrence matrix
   (:meth:`SkipGramNS.expected_loss`).
-* :func:`skipgram_pairs`, :func:`keep_probabilities`, :func:`subsample`,
-  :class:`NegativeSampler`, :func:`cooccurrence_matrix`, :func:`most_similar`.
+* :func:`cooccurrence_matrix`, :func:`shifted_pmi`, :func:`most_similar`.
+
+The training data (pairs, subsampling, negative sampling, the data module) live in
+:mod:`fmbook.data.skipgram`; the Lightning task in :mod:`fmbook.tasks.skipgram`.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from ..data.skipgram import _check_ids
 
 # ---------------------------------------------------------------------------- the loss
 
@@ -71,6 +75,19 @@ def sgns_loss_and_grads(v_c: torch.Tensor, u_o: torch.Tensor, u_neg: torch.Tenso
     Returns ``(loss, grad_v_c, grad_u_o, grad_u_neg)``: ``loss`` has the leading shape
     ``(...)`` (one loss per pair, not reduced) and each gradient the shape of its argument.
     """
+    _check_sgns_args(v_c, u_o, u_neg)
+    s_o = (u_o * v_c).sum(-1)  # (...)
+    s_neg = (u_neg @ v_c.unsqueeze(-1)).squeeze(-1)  # (..., K)
+    loss = -F.logsigmoid(s_o) - F.logsigmoid(-s_neg).sum(-1)
+    g_o = torch.sigmoid(s_o) - 1.0  # dL/ds_o = −(1 − σ(s_o))
+    g_neg = torch.sigmoid(s_neg)  # dL/ds_k = σ(s_k)
+    grad_v_c = g_o.unsqueeze(-1) * u_o + (g_neg.unsqueeze(-1) * u_neg).sum(-2)
+    grad_u_o = g_o.unsqueeze(-1) * v_c
+    grad_u_neg = g_neg.unsqueeze(-1) * v_c.unsqueeze(-2)
+    return loss, grad_v_c, grad_u_o, grad_u_neg
+
+
+def _check_sgns_args(v_c, u_o, u_neg):
     for name, t in (("v_c", v_c), ("u_o", u_o), ("u_neg", u_neg)):
         if not torch.is_tensor(t) or not t.dtype.is_floating_point:
             raise ValueError(f"{name} must be a floating-point tensor, got {type(t).__name__}")
@@ -88,24 +105,17 @@ def sgns_loss_and_grads(v_c: torch.Tensor, u_o: torch.Tensor, u_neg: torch.Tenso
             f"u_neg must have shape (..., K, d) = {(*v_c.shape[:-1], 'K', v_c.shape[-1])}, "
             f"got {tuple(u_neg.shape)}"
         )
-    s_o = (u_o * v_c).sum(-1)  # (...)
-    s_neg = (u_neg @ v_c.unsqueeze(-1)).squeeze(-1)  # (..., K)
-    loss = -F.logsigmoid(s_o) - F.logsigmoid(-s_neg).sum(-1)
-    g_o = torch.sigmoid(s_o) - 1.0  # dL/ds_o = −(1 − σ(s_o))
-    g_neg = torch.sigmoid(s_neg)  # dL/ds_k = σ(s_k)
-    grad_v_c = g_o.unsqueeze(-1) * u_o + (g_neg.unsqueeze(-1) * u_neg).sum(-2)
-    grad_u_o = g_o.unsqueeze(-1) * v_c
-    grad_u_neg = g_neg.unsqueeze(-1) * v_c.unsqueeze(-2)
-    return loss, grad_v_c, grad_u_o, grad_u_neg
 
 
-def _check_ids(name: str, ids, vocab_size: int | None = None, dim: int | None = None):
-    if not torch.is_tensor(ids) or ids.dtype.is_floating_point or ids.dtype == torch.bool:
-        raise ValueError(f"{name} must be an integer tensor of token ids, got {ids!r:.80}")
-    if dim is not None and ids.dim() != dim:
-        raise ValueError(f"{name} must have {dim} dims, got shape {tuple(ids.shape)}")
-    if vocab_size is not None and ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
-        raise ValueError(f"{name} must lie in [0, vocab_size={vocab_size})")
+def _check_batch(center, context, negatives, vocab_size: int):
+    _check_ids("center", center, vocab_size, dim=1)
+    _check_ids("context", context, vocab_size, dim=1)
+    _check_ids("negatives", negatives, vocab_size, dim=2)
+    if not (len(center) == len(context) == len(negatives)) or len(center) == 0:
+        raise ValueError(
+            "center, context and negatives must share a non-zero batch size, got "
+            f"{len(center)}, {len(context)}, {len(negatives)}"
+        )
 
 
 # ---------------------------------------------------------------------------- the model
@@ -139,14 +149,7 @@ class SkipGramNS(nn.Module):
 
     def loss(self, center, context, negatives) -> torch.Tensor:
         """See :meth:`forward`."""
-        _check_ids("center", center, self.vocab_size, dim=1)
-        _check_ids("context", context, self.vocab_size, dim=1)
-        _check_ids("negatives", negatives, self.vocab_size, dim=2)
-        if not (len(center) == len(context) == len(negatives)) or len(center) == 0:
-            raise ValueError(
-                "center, context and negatives must share a non-zero batch size, got "
-                f"{len(center)}, {len(context)}, {len(negatives)}"
-            )
+        _check_batch(center, context, negatives, self.vocab_size)
         v_c = self.V(center)  # (B, d)
         s_o = (self.U(context) * v_c).sum(-1)  # (B,)
         s_neg = torch.bmm(self.U(negatives), v_c.unsqueeze(-1)).squeeze(-1)  # (B, K)
@@ -179,94 +182,7 @@ class SkipGramNS(nn.Module):
         return self.V.weight.detach().clone()
 
 
-# ---------------------------------------------------------------------------- data
-
-
-def skipgram_pairs(ids, window: int, dynamic: bool = False, generator=None):
-    """All (centre, context) pairs of a 1-D id sequence with ``|i − j| <= window``.
-
-    With ``dynamic=True`` each centre draws its own window ``b`` uniformly from
-    ``1..window`` (as in the reference C code), so near neighbours are paired more often
-    than far ones. Returns two 1-D long tensors ``(centers, contexts)``.
-    """
-    ids = torch.as_tensor(ids)
-    _check_ids("ids", ids, dim=1)
-    if not isinstance(window, int) or window < 1:
-        raise ValueError(f"window must be an int >= 1, got {window!r}")
-    n = len(ids)
-    if dynamic:
-        reach = torch.randint(1, window + 1, (n,), generator=generator)
-    centers, contexts = [], []
-    for offset in range(-window, window + 1):
-        if offset == 0 or abs(offset) >= n:
-            continue
-        pos = torch.arange(max(0, -offset), min(n, n - offset))
-        if dynamic:
-            pos = pos[reach[pos] >= abs(offset)]
-        centers.append(ids[pos])
-        contexts.append(ids[pos + offset])
-    if not centers:
-        raise ValueError(f"ids must hold at least 2 tokens to form pairs, got {n}")
-    return torch.cat(centers).long(), torch.cat(contexts).long()
-
-
-def keep_probabilities(counts, t: float = 1e-5) -> torch.Tensor:
-    """Frequent-word subsampling (Mikolov et al. 2013, eq. 5): each occurrence of word ``w``
-    is discarded with probability ``1 − sqrt(t / f(w))``, ``f(w) = count(w) / total``.
-
-    Returns the keep probabilities ``min(1, sqrt(t / f(w)))``. Words rarer than ``t`` are
-    always kept; a word with frequency ``100 t`` is kept one time in ten. (The released C code
-    uses the slightly different ``(sqrt(f/t) + 1) · t/f``.) Typical ``t``: 1e-5 to 1e-3.
-    """
-    counts = torch.as_tensor(counts, dtype=torch.float64)
-    if counts.dim() != 1 or counts.numel() == 0 or (counts < 0).any() or counts.sum() <= 0:
-        raise ValueError("counts must be a non-empty 1-D tensor of non-negative counts")
-    if not t > 0:
-        raise ValueError(f"t must be > 0, got {t!r}")
-    freq = counts / counts.sum()
-    keep = torch.sqrt(t / freq.clamp_min(1e-300))
-    return keep.clamp(max=1.0)
-
-
-def subsample(ids, t: float = 1e-5, counts=None, generator=None) -> torch.Tensor:
-    """Drop occurrences of frequent words with :func:`keep_probabilities` (``counts``
-    default: the counts in ``ids``). Returns the kept ids, in order."""
-    ids = torch.as_tensor(ids)
-    _check_ids("ids", ids, dim=1)
-    if counts is None:
-        counts = torch.bincount(ids)
-    keep = keep_probabilities(counts, t)
-    if ids.numel() and ids.max() >= len(keep):
-        raise ValueError(f"ids must lie in [0, len(counts)={len(keep)})")
-    draw = torch.rand(len(ids), generator=generator, dtype=torch.float64)
-    return ids[draw < keep[ids]]
-
-
-class NegativeSampler:
-    """Draws negative words from ``P_n(w) ∝ count(w) ** power`` (default 3/4).
-
-    ``sample(shape)`` uses ``torch.multinomial`` with replacement and the given generator, so
-    draws are reproducible. Negatives equal to the positive context are not rejected (as in
-    most implementations; with a large vocabulary it hardly matters).
-    """
-
-    def __init__(self, counts, power: float = 0.75, generator: torch.Generator | None = None):
-        counts = torch.as_tensor(counts, dtype=torch.float64)
-        if counts.dim() != 1 or len(counts) < 2 or (counts < 0).any() or counts.sum() <= 0:
-            raise ValueError("counts must be a 1-D tensor of >= 2 non-negative counts, not all 0")
-        if not math.isfinite(power) or power < 0:
-            raise ValueError(f"power must be a finite number >= 0, got {power!r}")
-        weights = torch.where(counts > 0, counts**power, torch.zeros_like(counts))
-        self.probs = weights / weights.sum()
-        self.generator = generator
-
-    def sample(self, *shape: int) -> torch.Tensor:
-        """A long tensor of the given shape of word ids drawn from ``P_n``."""
-        n = math.prod(shape)
-        if n <= 0:
-            raise ValueError(f"shape must have positive entries, got {shape}")
-        draws = torch.multinomial(self.probs, n, replacement=True, generator=self.generator)
-        return draws.view(*shape)
+# ---------------------------------------------------------------------------- analysis
 
 
 def cooccurrence_matrix(centers, contexts, vocab_size: int) -> torch.Tensor:
@@ -316,6 +232,15 @@ def shifted_pmi(cooccurrence, k: int, noise=None) -> torch.Tensor:
 def most_similar(word_vectors: torch.Tensor, idx: int, k: int = 5):
     """The ``k`` words whose vectors have the highest cosine similarity to word ``idx``
     (itself excluded). Returns ``(indices, similarities)``, best first."""
+    _check_most_similar_args(word_vectors, idx, k)
+    unit = F.normalize(word_vectors.detach().double(), dim=1)
+    sims = unit @ unit[idx]
+    sims[idx] = -math.inf
+    best = torch.topk(sims, k)
+    return best.indices, best.values
+
+
+def _check_most_similar_args(word_vectors, idx, k):
     if not torch.is_tensor(word_vectors) or word_vectors.dim() != 2:
         raise ValueError("word_vectors must be a 2-D tensor (one row per word)")
     n = len(word_vectors)
@@ -323,8 +248,3 @@ def most_similar(word_vectors: torch.Tensor, idx: int, k: int = 5):
         raise ValueError(f"idx must be an int in [0, {n}), got {idx!r}")
     if not isinstance(k, int) or not 1 <= k < n:
         raise ValueError(f"k must be an int in [1, {n - 1}], got {k!r}")
-    unit = F.normalize(word_vectors.detach().double(), dim=1)
-    sims = unit @ unit[idx]
-    sims[idx] = -math.inf
-    best = torch.topk(sims, k)
-    return best.indices, best.values

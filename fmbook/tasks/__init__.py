@@ -6,7 +6,7 @@ from .classification import SequenceClassification, predict
 from .masked_lm import MaskedLM
 from .schedules import warmup_cosine
 from .seq2seq import Seq2Seq
-from .skipgram import SkipGram, SkipGramDataModule
+from .skipgram import SkipGram
 from .trainer import History, evaluate, make_trainer
 
 __all__ = [
@@ -17,7 +17,6 @@ __all__ = [
     "Seq2Seq",
     "SequenceClassification",
     "SkipGram",
-    "SkipGramDataModule",
     "evaluate",
     "make_trainer",
     "predict",
