@@ -77,3 +77,38 @@ def test_plot_cells_end_with_show(path):
         assert not src.endswith(";"), f"{path.name}: a cell ends with ';'"
         if "plt." in src or "sns." in src:
             assert "plt.show()" in src, f"{path.name}: a plot cell without plt.show()"
+
+
+def figure_cells(nb):
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code" and any(
+            "image/png" in o.get("data", {}) for o in cell.get("outputs", [])
+        ):
+            yield cell
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_every_figure_has_a_name_caption_and_alt_text(path):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    for cell in figure_cells(nb):
+        where = f"{path.relative_to(setup_cell.ROOT)} cell {cell.get('id')}"
+        meta = cell["metadata"].get("mystnb", {})
+        fig, img = meta.get("figure", {}), meta.get("image", {})
+        assert str(fig.get("name", "")).startswith("fig-"), f"{where}: no mystnb.figure.name"
+        assert fig.get("caption"), f"{where}: no mystnb.figure.caption"
+        assert img.get("alt"), f"{where}: no mystnb.image.alt"
+        # myst-nb wraps every rich output of the cell in the figure: only one is allowed
+        rich = [
+            o for o in cell["outputs"] if o["output_type"] in ("display_data", "execute_result")
+        ]
+        assert len(rich) == 1, f"{where}: {len(rich)} rich outputs would share one figure label"
+
+
+def test_figure_names_are_unique_book_wide():
+    names = [
+        c["metadata"]["mystnb"]["figure"]["name"]
+        for p in NOTEBOOKS
+        for c in figure_cells(json.loads(p.read_text(encoding="utf-8")))
+        if "name" in c["metadata"].get("mystnb", {}).get("figure", {})
+    ]
+    assert len(names) == len(set(names)), sorted(n for n in set(names) if names.count(n) > 1)
