@@ -1,7 +1,33 @@
 """fmbook: the library of the executable book *Foundation Models -- from research to practice*.
 
 Data flows one way: ``data.fetch`` -> text -> tokenizer -> DataModule -> task(model)
--> ``lightning.Trainer`` -> metrics and plots in the notebook.
+-> ``lightning.Trainer`` -> metrics and plots in the notebook. Imports point one way too:
+``nn`` <- ``models`` <- ``tasks``; ``data`` and ``tokenizers`` know nothing of models.
+
+What lives where (one home for each idea):
+
+* ``profile``      the one knob: ``FMBOOK_PROFILE`` = smoke | full, and each chapter's budget
+* ``data/``        ``registry`` (provenance, checksummed ``fetch``: mirror -> cache -> download);
+                   one module per data set with its DataModule: ``shakespeare`` + ``datamodules``,
+                   ``plays``, ``fra_eng``, ``fsdd`` (+ ``audio``), ``skipgram``, ``milestones``
+* ``tokenizers/``  ``base`` (the one interface), ``char``, ``word``, ``bpe`` (from scratch),
+                   ``hf`` (the Hugging Face ``tokenizers`` library behind the same interface)
+* ``nn/``          building blocks that read like the math: ``attention`` (+ ``KVCache``),
+                   ``positional``, ``norms``, ``mlp``, ``blocks``, ``pooling``
+* ``models/``      plain ``nn.Module`` models: ``ngram``, ``hmm``, ``word2vec``, ``gpt``, ``bert``,
+                   ``transformer`` (encoder-decoder), ``lstm_seq2seq``, ``bow`` (bag of n-grams),
+                   ``logistic`` (the one logistic regression), ``counting`` (parameters, FLOPs)
+* ``tasks/``       LightningModules that take a model the same way: ``CausalLM``, ``MaskedLM``,
+                   ``Seq2Seq``, ``SequenceClassification``, ``SkipGram``; the book's Trainer
+* ``adapt/``       adapting a pretrained model: ``probes``, ``features``, ``lora``, ``finetune``
+* ``interpret/``   looking inside: ``hooks`` (the one recorder), ``trace``, ``attention`` maps
+* ``pretrained``   the book's pretrained character BERT (trained from its recipe, cached)
+* ``generation``   greedy, temperature, top-k, top-p and beam search: the one sampler
+* ``metrics``      accuracy (the one), perplexity, BLEU and chrF through sacreBLEU
+* ``checkpoints``  saving, and the one safe (``weights_only``) loader
+* ``viz``          the plot theme, loss curves, attention heatmaps, the CJK font
+* ``book``         ``show_source`` (whole objects or marked parts), ``setup``, environment
+* ``_checks``      argument validation, kept out of the code the chapters show
 """
 
 from importlib.metadata import PackageNotFoundError
