@@ -70,12 +70,14 @@ def attention_heatmap(
     mask=None,
     cmap="viridis",
     fontsize=None,
+    key_rotation=60,
 ):
     """Attention weights as a heatmap: one row per query, one column per key, colours from
     0 to 1. ``weights`` is a (queries, keys) tensor or array; ``queries`` and ``keys`` label
     the rows and columns. ``cbar`` adds a colour bar, ``annot`` writes each weight in its
-    cell, ``mask`` (same shape, True = hidden) leaves cells blank, and ``fontsize`` sets the
-    tick labels' size (the title one point larger). Returns the axes."""
+    cell, ``mask`` (same shape, True = hidden) leaves cells blank, ``fontsize`` sets the
+    tick labels' size (the title one point larger) and ``key_rotation`` the angle of the key
+    labels. Returns the axes."""
     if hasattr(weights, "detach"):
         weights = weights.detach().cpu().numpy()
     weights = np.asarray(weights)
@@ -106,7 +108,7 @@ def attention_heatmap(
         yticklabels=queries,
     )
     ax.set_title(title or "", fontsize=None if fontsize is None else fontsize + 1)
-    ax.tick_params(axis="x", rotation=60, labelsize=fontsize)
+    ax.tick_params(axis="x", rotation=key_rotation, labelsize=fontsize)
     ax.tick_params(axis="y", rotation=0, labelsize=fontsize)
     ax.grid(False)
     return ax

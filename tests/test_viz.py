@@ -37,6 +37,7 @@ def test_loss_curves_plots_each_split_and_baselines():
 def test_attention_heatmap_labels_rows_and_columns():
     weights = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0]]).softmax(-1)  # (2 queries, 3 keys)
     ax = viz.attention_heatmap(weights, ["a", "b"], ["x", "y", "z"], title="head 0", fontsize=9)
+    assert [t.get_rotation() for t in ax.get_xticklabels()] == [60] * 3
     assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["x", "y", "z"]
     assert ax.get_title() == "head 0" and ax.title.get_fontsize() == 10
