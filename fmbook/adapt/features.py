@@ -21,8 +21,8 @@ import torch
 import torch.nn as nn
 
 from fmbook.data.plays import Passage, encode_passages
-from fmbook.nn.attention import describe
 
+from .._checks import describe
 from .probes import pooled_features
 
 

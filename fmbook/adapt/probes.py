@@ -27,6 +27,8 @@ from fmbook.interpret.hooks import forward_hooks
 from fmbook.models.logistic import LogisticRegression
 from fmbook.nn.pooling import mean_pool
 
+from .._checks import describe
+
 Encoder = Callable[[torch.Tensor], torch.Tensor]
 
 # L-BFGS settings of the probes: a tighter gradient tolerance and a shorter history than
@@ -122,12 +124,6 @@ def _eval_mode(encode: Encoder | nn.Module):
 # ---------------------------------------------------------------------------- checks
 
 
-def _describe(x) -> str:
-    if torch.is_tensor(x):
-        return f"a {x.dtype} tensor of shape {tuple(x.shape)}"
-    return type(x).__name__
-
-
 def _largest_label(y) -> int:
     """The largest label in ``y`` (-1 when there is none, which n_classes then refuses)."""
     return int(y.max()) if torch.is_tensor(y) and y.numel() else -1
@@ -145,7 +141,7 @@ def _check_one_call(captured: list) -> None:
 
 def _check_ids(ids, batch_size) -> None:
     if not torch.is_tensor(ids) or ids.dtype != torch.long or ids.dim() != 2:
-        raise ValueError(f"ids must be an (N, T) tensor of dtype torch.long, got {_describe(ids)}")
+        raise ValueError(f"ids must be an (N, T) tensor of dtype torch.long, got {describe(ids)}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
 

@@ -26,6 +26,7 @@ import torch.nn as nn
 
 from fmbook.nn.attention import MultiHeadAttention, scaled_dot_product_attention
 
+from .. import _checks
 from .hooks import forward_hooks
 
 __all__ = ["AttentionMaps", "attention_inputs", "record_attention"]
@@ -88,7 +89,8 @@ def attention_inputs(
         q, k = module.rotary(q, k, torch.arange(past, past + Tq, device=x.device))
     if cache is not None:
         k, v = cache.k, cache.v  # (B, H, Tk, D): the cached positions and the new ones
-    mask = module._attention_mask(mask, B, Tq, k.shape[-2])
+    _checks.attention_mask(mask, B, module.n_head, Tq, k.shape[-2])
+    mask = module._as_4d(mask)  # as attention applies it
     return q, k, v, mask, causal
 
 

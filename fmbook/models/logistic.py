@@ -16,6 +16,8 @@ import torch.nn.functional as F
 
 from fmbook.metrics import accuracy
 
+from .._checks import describe
+
 
 class LogisticRegression:
     """``p(y | x) = softmax(x W + b)``, fitted by L-BFGS on the mean cross-entropy plus
@@ -99,12 +101,6 @@ class LogisticRegression:
 # ---------------------------------------------------------------------------- checks
 
 
-def _describe(x) -> str:
-    if torch.is_tensor(x):
-        return f"a {x.dtype} tensor of shape {tuple(x.shape)}"
-    return type(x).__name__
-
-
 def _check_options(n_classes, l2, max_iter) -> None:
     if not isinstance(n_classes, int) or n_classes < 2:
         raise ValueError(f"n_classes must be an int >= 2, got {n_classes!r}")
@@ -129,7 +125,7 @@ def _check_features(X, D: int | None, standardize: bool) -> None:
         or (D is not None and X.shape[1] != D)
     ):
         raise ValueError(
-            f"X must be an (N, {D or 'D'}) floating-point tensor of features, got {_describe(X)}"
+            f"X must be an (N, {D or 'D'}) floating-point tensor of features, got {describe(X)}"
         )
     if standardize and X.is_sparse:
         raise ValueError("X must be dense with standardize=True (standardising fills it in)")
@@ -140,7 +136,7 @@ def _check_fit(model: LogisticRegression, X, y) -> None:
     N = X.shape[0]
     if not torch.is_tensor(y) or y.dtype != torch.long or y.shape != (N,):
         raise ValueError(
-            f"y must be a long tensor of shape ({N},), one label per row of X, got {_describe(y)}"
+            f"y must be a long tensor of shape ({N},), one label per row of X, got {describe(y)}"
         )
     if N < (2 if model.standardize else 1):
         raise ValueError(f"X must hold at least {2 if model.standardize else 1} examples, got {N}")

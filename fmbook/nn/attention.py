@@ -28,7 +28,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import _checks
-from .._checks import describe  # noqa: F401 (fmbook.adapt imports it from here)
 from .positional import RotaryEmbedding
 
 # ---------------------------------------------------------------------------- masks
@@ -197,11 +196,6 @@ class MultiHeadAttention(nn.Module):
     @staticmethod
     def _as_4d(mask: torch.Tensor | None) -> torch.Tensor | None:
         return mask[:, None, None, :] if mask is not None and mask.dim() == 2 else mask
-
-    def _attention_mask(self, mask, B: int, Tq: int, Tk: int) -> torch.Tensor | None:
-        """``mask`` checked and as attention applies it (for fmbook.nn.inspect)."""
-        _checks.attention_mask(mask, B, self.n_head, Tq, Tk)
-        return self._as_4d(mask)
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
         B, T, C = t.shape

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from .._checks import describe
+
 
 def mean_pool(hidden: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     """Hidden states (B, T, C) -> the mean over the positions where ``keep`` (B, T) is True
@@ -16,18 +18,12 @@ def mean_pool(hidden: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)  # (B, C)
 
 
-def _describe(x) -> str:
-    if torch.is_tensor(x):
-        return f"a {x.dtype} tensor of shape {tuple(x.shape)}"
-    return type(x).__name__
-
-
 def _check_mean_pool(hidden, keep) -> None:
     if not torch.is_tensor(hidden) or hidden.dim() != 3:
-        raise ValueError(f"hidden must be a (B, T, C) tensor, got {_describe(hidden)}")
+        raise ValueError(f"hidden must be a (B, T, C) tensor, got {describe(hidden)}")
     if not torch.is_tensor(keep) or keep.dtype != torch.bool or keep.shape != hidden.shape[:2]:
         raise ValueError(
-            f"keep must be a bool tensor of shape {tuple(hidden.shape[:2])}, got {_describe(keep)}"
+            f"keep must be a bool tensor of shape {tuple(hidden.shape[:2])}, got {describe(keep)}"
         )
 
 
