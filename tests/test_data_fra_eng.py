@@ -100,3 +100,25 @@ def test_direction_and_bad_arguments(mirror_env):
         fra_eng.FraEngDataModule(direction="en-fr")
     with pytest.raises(ValueError, match="max_len"):
         fra_eng.FraEngDataModule(max_len=0)
+
+
+def test_sentences_to_ids_and_back_match_the_training_batches(mirror_env):
+    dm = fra_eng.FraEngDataModule(batch_size=8, max_len=4, min_freq=1, max_pairs=3000)
+    with pytest.raises(ValueError, match="setup"):
+        dm.encode_sources(["Go."])
+    dm.setup()
+    pairs = dm.train_pairs[:8]
+    expected_src, expected_tgt = fra_eng.pad_collate(dm.datasets[0].items[:8], dm.pad_id)
+    # the raw English (normalised again here) encodes exactly as the training batches do
+    assert torch.equal(dm.encode_sources([s for s, _ in pairs]), expected_src)
+    # teacher-forcing inputs are the targets without their final <eos>
+    tgt_in = dm.decoder_inputs([t for _, t in pairs])
+    unpadded = [row[row != dm.pad_id][:-1] for row in expected_tgt]
+    for row, want in zip(tgt_in, unpadded, strict=True):
+        assert torch.equal(row[: len(want)], want) and (row[len(want) :] == dm.pad_id).all()
+    # target ids -> words stops at <eos>; unknown words become <unk>
+    assert [dm.target_words(row[1:]) for row in expected_tgt] == [t for _, t in pairs]
+    unk = dm.decoder_inputs(["zzzunseen"])[0, 1].item()
+    assert unk == dm.tgt_tokenizer.unk_id
+    with pytest.raises(ValueError, match="list of sentences"):
+        dm.encode_sources("Go.")

@@ -218,3 +218,35 @@ class FraEngDataModule(SplitDataModule):
 
     def collate_fn(self):
         return _Collate(self.pad_id)
+
+    # -- between sentences and the ids a translation model reads and writes ---------------
+
+    def encode_sources(self, sentences: Sequence[str]) -> torch.Tensor:
+        """Source sentences -> ids (B, S): normalised, ending with <eos>, right-padded."""
+        _check_sentences(sentences, self.src_tokenizer)
+        eos = self.src_tokenizer.stoi[EOS]
+        rows = [torch.tensor([*self.src_tokenizer.encode(normalize(s)), eos]) for s in sentences]
+        return pad_sequence(rows, batch_first=True, padding_value=self.pad_id)
+
+    def decoder_inputs(self, targets: Sequence[str]) -> torch.Tensor:
+        """Targets as space-separated words (e.g. a model's output) -> teacher-forcing inputs
+        ``[<bos>, y_1 .. y_n]`` (B, T), right-padded; an unknown word becomes ``<unk>``."""
+        _check_sentences(targets, self.tgt_tokenizer)
+        stoi, unk = self.tgt_tokenizer.stoi, self.tgt_tokenizer.unk_id
+        rows = [
+            torch.tensor([self.bos_id, *(stoi.get(w, unk) for w in t.split())]) for t in targets
+        ]
+        return pad_sequence(rows, batch_first=True, padding_value=self.pad_id)
+
+    def target_words(self, ids: torch.Tensor) -> str:
+        """One row of target ids -> its words up to (without) the first <eos>."""
+        ids = ids.tolist()
+        ids = ids[: ids.index(self.eos_id)] if self.eos_id in ids else ids
+        return " ".join(self.tgt_tokenizer.itos[i] for i in ids)
+
+
+def _check_sentences(sentences, tokenizer) -> None:
+    if tokenizer is None:
+        raise ValueError("call setup() first: the vocabularies are built from the training part")
+    if isinstance(sentences, str) or not all(isinstance(s, str) for s in sentences):
+        raise ValueError(f"expected a list of sentences (str), got {type(sentences).__name__}")
