@@ -41,7 +41,10 @@ class NGramLM:
             codes = codes * self.vocab_size + ids[j : len(ids) - n + 1 + j]
         return codes
 
-    def _as_ids(self, ids) -> np.ndarray:
+    def _as_ids(self, ids, fitted=True) -> np.ndarray:
+        """``ids`` as a checked int64 array; ``fitted`` is None before fit() (then an error)."""
+        if fitted is None:
+            raise RuntimeError("call fit() before scoring")
         ids = np.asarray(ids, dtype=np.int64)
         if ids.ndim != 1 or len(ids) < self.order:
             raise ValueError(f"need a 1-D sequence of at least order={self.order} ids")
@@ -67,9 +70,7 @@ class NGramLM:
 
     def log_probs(self, ids) -> np.ndarray:
         """log p(ids[t] | ids[t-n+1:t]) for every t >= n-1 (natural log)."""
-        if self._grams is None:
-            raise RuntimeError("call fit() before scoring")
-        ids = self._as_ids(ids)
+        ids = self._as_ids(ids, fitted=self._grams)
         grams = self._lookup(self._grams, self._pack(ids, self.order))
         if self.order == 1:
             ctx = np.full(len(grams), self._contexts[1][0])
