@@ -6,7 +6,7 @@ names the argument and says what it got (see :func:`describe`). Nothing here com
 anything a model uses, except :func:`pad_mask`, which returns the checked (or default) mask.
 
 * scalars: :func:`positive_int`, :func:`positive_ints`, :func:`dropout`, :func:`divisible`,
-  :func:`token_id`, :func:`optional_id`, :func:`one_of`
+  :func:`transformer_config`, :func:`token_id`, :func:`optional_id`, :func:`one_of`
 * tensors: :func:`floats`, :func:`features`, :func:`ids`, :func:`bool_mask`, :func:`pad_mask`,
   :func:`lengths`, :func:`positions`
 * attention: :func:`qkv`, :func:`rotary`, :func:`attention_call`, :func:`attention_mask`,
@@ -55,6 +55,14 @@ def divisible(width: int, heads: int, width_name: str = "d_model", heads_name="n
     """The model width must split evenly across the attention heads."""
     if width % heads:
         raise ValueError(f"{width_name} ({width}) must be divisible by {heads_name} ({heads})")
+
+
+def transformer_config(cfg, *sizes: str) -> None:
+    """The checks every Transformer config shares: the named ``sizes`` are positive ints,
+    ``d_model`` splits evenly across ``n_head``, and ``dropout`` lies in [0, 1)."""
+    positive_ints(**{name: getattr(cfg, name) for name in sizes})
+    divisible(cfg.d_model, cfg.n_head)
+    dropout(cfg.dropout)
 
 
 def optional_id(name: str, value, size: int, size_name: str) -> None:

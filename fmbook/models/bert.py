@@ -45,15 +45,7 @@ class BERTConfig:
     bias: bool = True
 
     def __post_init__(self):
-        _checks.positive_ints(
-            vocab_size=self.vocab_size,
-            max_len=self.max_len,
-            n_layer=self.n_layer,
-            n_head=self.n_head,
-            d_model=self.d_model,
-        )
-        _checks.divisible(self.d_model, self.n_head)
-        _checks.dropout(self.dropout)
+        _checks.transformer_config(self, "vocab_size", "max_len", "n_layer", "n_head", "d_model")
         if not isinstance(self.n_segments, int) or self.n_segments < 0:
             raise ValueError(f"n_segments must be an int >= 0, got {self.n_segments!r}")
         _checks.optional_id("pad_id", self.pad_id, self.vocab_size, "vocab_size")

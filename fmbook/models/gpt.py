@@ -35,15 +35,7 @@ class GPTConfig:
     bias: bool = True
 
     def __post_init__(self):
-        _checks.positive_ints(
-            vocab_size=self.vocab_size,
-            max_len=self.max_len,
-            n_layer=self.n_layer,
-            n_head=self.n_head,
-            d_model=self.d_model,
-        )
-        _checks.divisible(self.d_model, self.n_head)
-        _checks.dropout(self.dropout)
+        _checks.transformer_config(self, "vocab_size", "max_len", "n_layer", "n_head", "d_model")
 
 
 class GPT(nn.Module):

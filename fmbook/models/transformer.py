@@ -62,17 +62,16 @@ class Seq2SeqConfig:
     bias: bool = True
 
     def __post_init__(self):
-        _checks.positive_ints(
-            src_vocab_size=self.src_vocab_size,
-            tgt_vocab_size=self.tgt_vocab_size,
-            max_len=self.max_len,
-            n_encoder_layers=self.n_encoder_layers,
-            n_decoder_layers=self.n_decoder_layers,
-            n_head=self.n_head,
-            d_model=self.d_model,
+        _checks.transformer_config(
+            self,
+            "src_vocab_size",
+            "tgt_vocab_size",
+            "max_len",
+            "n_encoder_layers",
+            "n_decoder_layers",
+            "n_head",
+            "d_model",
         )
-        _checks.divisible(self.d_model, self.n_head)
-        _checks.dropout(self.dropout)
         _checks.one_of("positions", self.positions, ("sinusoidal", "learned"))
         if self.share_embeddings and self.src_vocab_size != self.tgt_vocab_size:
             raise ValueError(
