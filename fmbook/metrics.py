@@ -115,18 +115,23 @@ def bleu(
     tokenize: str = "13a",
     smooth_method: str = "exp",
     lowercase: bool = False,
+    pretokenized: bool = False,
 ) -> float:
     """Corpus BLEU (Papineni et al., 2002) in [0, 100], computed by ``sacrebleu``.
 
     n-gram counts (n = 1..4) are summed over the whole corpus before the precisions are
     formed. With the default ``smooth_method="exp"`` (mteval-v13a), the k-th order with
     no match gets precision ``1 / (2**k * total)`` instead of 0. ``references`` holds one
-    string per hypothesis, or one list of strings per hypothesis.
+    string per hypothesis, or one list of strings per hypothesis. ``pretokenized=True``
+    says the text is split into words on purpose (e.g. "le chat dort ."), which silences
+    sacreBLEU's "forgot to detokenize" warning without changing the score.
     """
     import sacrebleu
 
     hyps, streams = _reference_streams(hypotheses, references)
-    metric = sacrebleu.BLEU(tokenize=tokenize, smooth_method=smooth_method, lowercase=lowercase)
+    metric = sacrebleu.BLEU(
+        tokenize=tokenize, smooth_method=smooth_method, lowercase=lowercase, force=pretokenized
+    )
     return float(metric.corpus_score(hyps, streams).score)
 
 

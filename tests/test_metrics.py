@@ -124,3 +124,16 @@ def test_corpus_metrics_reject_bad_input(metric):
         metric(HYPS, [["x", "y"], ["z"]])
     with pytest.raises(ValueError, match="every reference must be a string"):
         metric(HYPS, ["x", 3])
+
+
+def test_bleu_pretokenized_silences_the_detokenize_warning_without_changing_the_score(caplog):
+    from fmbook.metrics import bleu
+
+    hyps = [f"le chat {i} dort sur le lit ." for i in range(120)]
+    refs = [f"le chat {i} est sur le lit ." for i in range(120)]
+    plain = bleu(hyps, refs)
+    assert "detokenize" in caplog.text  # sacreBLEU warns about the spaced periods
+    caplog.clear()
+    quiet = bleu(hyps, refs, pretokenized=True)
+    assert "detokenize" not in caplog.text
+    assert quiet == plain
