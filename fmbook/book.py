@@ -153,3 +153,36 @@ def native_stderr_silenced():
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def _plain(value):
+    """numpy/torch scalars as Python numbers, so that ``{glue:text}`name:.3f``` can format them."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(
+                f"glue needs a single number, got a tensor of shape {tuple(value.shape)}"
+            )
+        value = value.item()
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        raise ValueError("glue got NaN: a number in the prose must be a real result")
+    return value
+
+
+def glue(name: str, value, *, display: bool = False):
+    """Record a result under ``name`` for the prose (myst-nb ``{glue:text}`name:.3f```).
+
+    The value is stored in the cell's output and the website puts it into the text, so a
+    number in the prose is always the number the run produced. Outside a book build (e.g.
+    in Colab without myst-nb) it does nothing. Returns the value, so a cell can go on using it.
+    """
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", name):
+        raise ValueError(f"glue name {name!r} must be letters, digits, '_' or '-'")
+    value = _plain(value)
+    try:
+        from myst_nb import glue as _glue
+    except ImportError:
+        return value
+    _glue(name, value, display=display)
+    return value
