@@ -14,7 +14,7 @@ CONSTRAINTS ?= -c constraints.txt
 TORCH ?= $(shell grep -m1 '^torch==' constraints.txt)
 export FMBOOK_DATA_MIRROR ?= $(abspath ../shared/data)
 
-.PHONY: install book test lab lint unit unit-fast notebooks site browser benchmarks clean
+.PHONY: install book test lab lint unit unit-fast notebooks site browser benchmarks clean colab
 
 install: $(VENV)/.installed
 
@@ -57,12 +57,18 @@ $(MATHJAX_SITE)/.version-$(MATHJAX_VERSION):
 book: install mathjax
 	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going
 
+# Notebooks for Colab and downloads (citations as text, links to the website, glued numbers
+# filled in, solutions folded), generated from the chapters into _build/colab/; the book
+# workflow publishes them to the `colab` branch, which the launch buttons open.
+colab: install
+	$(PY) tools/colab.py --out _build/colab
+
 lab: install
 	$(VENV)/bin/jupyter lab chapters
 
 lint: install
-	$(VENV)/bin/ruff check fmbook tests chapters
-	$(VENV)/bin/ruff format --check fmbook tests
+	$(VENV)/bin/ruff check fmbook tests chapters tools book/_ext
+	$(VENV)/bin/ruff format --check fmbook tests tools book/_ext
 
 # Unit tests, notebook structure, the fresh-venv run of a chapter. (Site tests need the build.)
 unit: install
