@@ -16,9 +16,10 @@ ROOT = Path(__file__).resolve().parents[1]
 TAGS = ["setup-cell", "hide-input", "remove-stderr"]  # the site folds the code, shows its report
 
 TEMPLATE = """\
-# Setup: the same first cell in every chapter. Where fmbook is missing or another version
-# (Colab), it installs the book's release from PyPI and keeps Colab's own torch. For a
-# development install set FMBOOK_PIP, e.g. "fmbook @ git+{url}@main".
+# Setup: the same first cell in every chapter. Where fmbook is missing or another
+# version (Colab), it installs the book's release from PyPI and keeps Colab's own
+# torch. For a development install set FMBOOK_PIP, e.g.
+# FMBOOK_PIP="fmbook @ git+{url}@main".
 import importlib.metadata
 import os
 import subprocess
@@ -31,7 +32,8 @@ except importlib.metadata.PackageNotFoundError:
     installed = None
 if installed != FMBOOK_VERSION or "FMBOOK_PIP" in os.environ:
     package = os.environ.get("FMBOOK_PIP", f"fmbook=={{FMBOOK_VERSION}}")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
+    pip = [sys.executable, "-m", "pip", "install", "-q", package]
+    subprocess.run(pip, check=True)
 
 import fmbook
 

@@ -138,3 +138,39 @@ def test_the_gpt_loss_other_chapters_quote_is_the_gpt_chapters_stored_result():
         f"history.ipynb quotes GPT_VAL_LOSS = {quoted and quoted.group(1)}, "
         f"but pretraining-gpt's stored run ended at {final.group(1)}"
     )
+
+
+# What readers see on the site, GitHub and Colab: no stderr, warnings, machine paths or
+# object reprs in any stored output.
+MACHINE_PATH = re.compile(r"(/home/|/work/|/tmp/|/usr/|site-packages|\.venv|[A-Z]:\\\\)")
+BARE_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-f]+>|^<[\w.]+(Styler|Markdown|HTML|Figure)\b")
+WARNING = re.compile(r"\b\w*Warning\b:|^\s*warnings\.warn", re.M)
+
+
+def output_texts(output: dict) -> list[str]:
+    if output["output_type"] == "stream":
+        return ["".join(output["text"])]
+    data = output.get("data", {})
+    return ["".join(v) for k, v in data.items() if k.startswith("text/") or k.endswith("+json")]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_stored_outputs_are_clean(path):
+    for number, cell in enumerate(code_cells(load(path)), start=1):
+        where = f"{path.name}, code cell {number}"
+        for output in cell.get("outputs", []):
+            assert output.get("name") != "stderr", f"{where}: stderr in a stored output"
+            for text in output_texts(output):
+                assert not MACHINE_PATH.search(text), f"{where}: a machine path: {text[:200]}"
+                assert not WARNING.search(text), f"{where}: a warning: {text[:200]}"
+                plain = "".join(output.get("data", {}).get("text/plain", ""))
+                if plain and len(output.get("data", {})) == 1:
+                    assert not BARE_REPR.search(plain), f"{where}: a bare object repr: {plain}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_code_lines_fit_the_column(path):
+    """88 characters fit the website's content column (tests/test_site.py measures it)."""
+    for number, cell in enumerate(code_cells(load(path)), start=1):
+        for line in "".join(cell["source"]).splitlines():
+            assert len(line) <= 88, f"{path.name}, code cell {number}: {len(line)} chars: {line}"

@@ -69,10 +69,60 @@ def chromium() -> Path:
     return CHROMIUM
 
 
+# Appended to a page served as ``page.html?measure``: after layout, it writes what a reader
+# would see (sideways scrolling, figure scale, captions, alt text) into the DOM as JSON, which
+# ``--dump-dom`` then returns. The page itself is unchanged on disk.
+MEASURE_JS = """
+<script>
+window.addEventListener("load", () => setTimeout(() => {
+  const main = document.querySelector("article.bd-article") || document.body;
+  const wide = (el) => el.scrollWidth > el.clientWidth + 1;
+  const text = (el) => (el.textContent || "").trim().slice(0, 80);
+  const shown = (el) => el.offsetParent !== null;
+  const figures = [...main.querySelectorAll("figure")].map((f) => {
+    const img = f.querySelector("img");
+    return {
+      caption: text(f.querySelector("figcaption") || f).startsWith("Fig") ?
+        text(f.querySelector("figcaption")) : "",
+      alt: img ? img.getAttribute("alt") || "" : "",
+      scale: img && shown(img) && img.naturalWidth ? img.clientWidth / img.naturalWidth : null,
+      shown: img ? img.clientWidth : 0,
+    };
+  });
+  const result = {
+    prose: [...main.querySelectorAll("p, li, h1, h2, h3, dd, dt")].filter(shown).filter(wide)
+      .map(text),
+    code: [...main.querySelectorAll(".cell_input pre, div.highlight pre")].filter(shown)
+      .filter((el) => !el.closest(".cell_output")).filter(wide).map(text),
+    outputs: [...main.querySelectorAll(".cell_output pre")].filter(wide).length,
+    figures: figures,
+    page: document.documentElement.scrollWidth > document.documentElement.clientWidth + 1,
+  };
+  const out = document.createElement("pre");
+  out.id = "fmbook-measure";
+  out.textContent = JSON.stringify(result);
+  document.body.appendChild(out);
+}, 500));
+</script>
+"""
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     """Serves the site; records (path, status) of every request instead of printing."""
 
     log: list[tuple[str, int]]
+
+    def do_GET(self):  # noqa: N802 - the stdlib's name
+        path, _, query = self.path.partition("?")
+        if query != "measure" or not path.endswith(".html"):
+            return super().do_GET()
+        body = Path(self.translate_path(path)).read_bytes()
+        body = body.replace(b"</body>", MEASURE_JS.encode() + b"</body>")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def log_request(self, code="-", size="-"):
         self.log.append((self.path, int(code)))
@@ -252,9 +302,10 @@ def test_chapter_shows_a_figure(rendered, server):
 
 
 def test_chapter_links_to_its_notebook_on_colab(rendered):
+    """The Colab button opens the generated notebook (tools/colab.py) on the Colab branch."""
     config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
     owner, repo = urlparse(config["repository"]["url"]).path.strip("/").split("/")
-    branch = config["repository"]["branch"]
+    branch = config["sphinx"]["config"]["fmbook_colab_branch"]
     notebook = CHAPTER.removesuffix(".html") + ".ipynb"
     expected = (
         f"{config['launch_buttons']['colab_url'].strip('/')}/github/"
@@ -279,3 +330,44 @@ def test_screenshot_is_a_real_picture(chromium, server, tmp_path, page):
         assert image.size == WINDOW, f"screenshot of {page} is {image.size}, expected {WINDOW}"
         colours = image.convert("RGB").getcolors(maxcolors=WINDOW[0] * WINDOW[1]) or []
     assert len(colours) > 50, f"the screenshot of {page} is nearly blank ({len(colours)} colours)"
+
+
+# --- what a reader sees: no sideways scrolling, legible numbered figures ------------------------
+CHAPTERS = sorted(
+    p.relative_to(ROOT).with_suffix(".html").as_posix() for p in ROOT.glob("chapters/*/*.ipynb")
+)
+MIN_FIGURE_SCALE = 0.6  # a figure shown at less than 60% of its size is too small to read
+
+
+@pytest.fixture(scope="module")
+def measured(chromium, server, tmp_path_factory) -> dict[str, dict]:
+    base, _ = server
+    result = {}
+    for page in CHAPTERS:
+        work = tmp_path_factory.mktemp("measure")
+        done = run_chromium(
+            [*chromium_args(chromium, work / "p"), "--dump-dom", f"{base}/{page}?measure"]
+        )
+        found = BeautifulSoup(done.stdout, "html.parser").find(id="fmbook-measure")
+        assert found is not None, f"{page}: the measuring script did not run"
+        result[page] = json.loads(found.get_text())
+    return result
+
+
+@pytest.mark.parametrize("page", CHAPTERS)
+def test_prose_and_code_do_not_scroll_sideways(measured, page):
+    m = measured[page]
+    assert not m["page"], f"{page}: the whole page scrolls sideways"
+    assert not m["prose"], f"{page}: prose wider than the column: {m['prose'][:3]}"
+    assert not m["code"], f"{page}: code that scrolls sideways: {m['code'][:3]}"
+
+
+@pytest.mark.parametrize("page", CHAPTERS)
+def test_figures_are_numbered_captioned_described_and_legible(measured, page):
+    figures = measured[page]["figures"]
+    for figure in figures:
+        assert re.match(r"Fig\. \d+\.\d+\.\d+", figure["caption"]), f"{page}: {figure}"
+        assert len(figure["alt"]) > 20, f"{page}: a figure without alt text: {figure}"
+        assert figure["scale"] is None or figure["scale"] >= MIN_FIGURE_SCALE, (
+            f"{page}: figure shown at {figure['scale']:.0%} of its size: {figure['caption']}"
+        )
