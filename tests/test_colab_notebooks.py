@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
 import colab  # noqa: E402
-import colab_launch  # noqa: E402
+import fmbook_site  # noqa: E402
 
 ROLE = re.compile(r"\{[a-z][a-z:-]*\}`")
 DIRECTIVE = re.compile(r"^\s*(`{3,}|:{3,})\{", re.M)
@@ -150,6 +150,6 @@ def test_unknown_markup_is_an_error(text, message):
 
 def test_launch_button_points_at_the_colab_branch():
     url = "https://colab.research.google.com/github/fmbook/fmbook/blob/main/chapters/1-background/history.ipynb"
-    assert colab_launch.colab_branch_url(url, "colab") == url.replace("/blob/main/", "/blob/colab/")
+    assert fmbook_site.colab_branch_url(url, "colab") == url.replace("/blob/main/", "/blob/colab/")
     with pytest.raises(ValueError, match="not a Colab"):
-        colab_launch.colab_branch_url("https://example.org/x", "colab")
+        fmbook_site.colab_branch_url("https://example.org/x", "colab")
