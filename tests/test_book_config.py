@@ -20,14 +20,16 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The seven parts, in order: one numbered toctree ("Chapters"), one landing page per part,
+# the part's chapters as its sections. Planned parts say so in their title.
 PARTS = [
-    ("1 Background", "chapters/1-background/index"),
-    ("2 Core concepts", "chapters/2-concepts/index"),
-    ("3 Core algorithms (pretraining, fine-tuning)", "chapters/3-algorithms/index"),
-    ("4 Mathematics", "chapters/4-math/index"),
-    ("5 Practice", "chapters/5-practice/index"),
-    ("6 Applications", "chapters/6-applications/index"),
-    ("7 Trends and challenges", "chapters/7-trends/index"),
+    ("chapters/1-background/index", "Background"),
+    ("chapters/2-concepts/index", "Core concepts"),
+    ("chapters/3-algorithms/index", "Core algorithms"),
+    ("chapters/4-math/index", "Mathematics"),
+    ("chapters/5-practice/index", "Practice"),
+    ("chapters/6-applications/index", "Applications"),
+    ("chapters/7-trends/index", "Trends and challenges"),
 ]
 FRONT_MATTER = ["book/how-to-use", "book/setup", "book/course-guide"]
 BACK_MATTER = ["book/tools", "book/performance", "book/faq", "book/references", "book/glossary"]
@@ -122,30 +124,39 @@ def test_every_markdown_page_is_in_the_toc(toc):
     assert not absent, f"pages missing from _toc.yml: {absent}"
 
 
+def chapters_part(toc) -> dict:
+    [part] = [p for p in toc["parts"] if p.get("caption") == "Chapters"]
+    return part
+
+
 def test_parts_in_order_with_landing_pages(toc):
     parts = toc["parts"]
-    captions = [p.get("caption") for p in parts]
-    got = [(p["caption"], p["chapters"][0]["file"]) for p in parts if p["caption"] in dict(PARTS)]
-    assert got == PARTS, f"the seven parts must appear in order with their landing pages; got {got}"
+    assert [p["caption"] for p in parts] == ["Getting started", "Chapters", "Reference"]
+    landing = [c["file"] for c in chapters_part(toc)["chapters"]]
+    assert landing == [file for file, _ in PARTS]
     front = [c["file"] for c in parts[0]["chapters"]]
     back = [c["file"] for c in parts[-1]["chapters"]]
     assert front == FRONT_MATTER, f"front matter should be {FRONT_MATTER}, got {front}"
     assert back == BACK_MATTER, f"back matter should be {BACK_MATTER}, got {back}"
-    assert captions.index(PARTS[0][0]) == 1 and captions.index(PARTS[-1][0]) == len(parts) - 2
 
 
-def test_each_part_has_exactly_one_landing_page_and_chapters_as_sections(toc):
-    for part in toc["parts"]:
-        if part["caption"] not in dict(PARTS):
-            continue
-        chapters = part["chapters"]
-        assert len(chapters) == 1, (
-            f"part {part['caption']!r}: chapters belong under its landing page"
-        )
-        for section in chapters[0].get("sections", []):
-            folder = PurePosixPath(chapters[0]["file"]).parent
+def test_parts_are_numbered_titled_once_and_planned_parts_marked(toc):
+    """Sphinx numbers the parts (1, 2 ...) and chapters (1.1 ...): titles carry no number."""
+    assert chapters_part(toc).get("numbered") is True
+    for chapter, (file, title) in zip(chapters_part(toc)["chapters"], PARTS, strict=True):
+        heading = (ROOT / f"{file}.md").read_text(encoding="utf-8").splitlines()[0]
+        planned = not chapter.get("sections")
+        assert heading == f"# {title}" + (" (planned)" if planned else ""), heading
+        text = (ROOT / f"{file}.md").read_text(encoding="utf-8")
+        assert not re.search(r"^##\s", text, re.M), f"{file}: a numbered subheading"
+
+
+def test_each_part_has_its_chapters_as_sections(toc):
+    for chapter in chapters_part(toc)["chapters"]:
+        for section in chapter.get("sections", []):
+            folder = PurePosixPath(chapter["file"]).parent
             assert PurePosixPath(section["file"]).parent == folder, (
-                f"{section['file']} is listed in part {part['caption']!r} but lives elsewhere"
+                f"{section['file']} is listed under {chapter['file']} but lives elsewhere"
             )
 
 
