@@ -66,6 +66,9 @@ def source(obj, part: str | None = None) -> str:
     return parts[part]
 
 
+FOLD_AFTER = 40  # lines; longer listings are folded
+
+
 def show_source(obj, *, part: str | None = None):
     """Display the real source of ``obj`` in a notebook (instead of pasting a copy).
 
@@ -79,7 +82,8 @@ def show_source(obj, *, part: str | None = None):
     The part is shown dedented; marker comments never appear in the shown text (neither in
     a part nor in the whole object). A ``part`` that is not marked raises ``ValueError``
     naming the parts that are. Returns an IPython ``Markdown`` object rendered as a Python
-    code block.
+    code block; a listing longer than ``FOLD_AFTER`` lines is folded behind a toggle
+    (an HTML ``<details>``), so that a long class does not bury the chapter's text.
     """
     from IPython.display import Markdown
 
@@ -89,7 +93,12 @@ def show_source(obj, *, part: str | None = None):
     header = f"# {module}.{name}" if module and module != name else f"# {name}"
     if part is not None:
         header += f" ({part})"
-    return Markdown(f"```python\n{header}\n{text.rstrip()}\n```")
+    code = f"```python\n{header}\n{text.rstrip()}\n```"
+    lines = text.rstrip().count("\n") + 1
+    if lines > FOLD_AFTER:
+        summary = f"The source of <code>{module}.{name}</code> ({lines} lines): click to show"
+        code = f"<details>\n<summary>{summary}</summary>\n\n{code}\n\n</details>"
+    return Markdown(code)
 
 
 def environment() -> dict[str, str]:

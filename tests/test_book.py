@@ -90,3 +90,15 @@ def test_bad_markers_are_clear_errors(marked, name, message):
 def test_show_source_has_no_line_numbers():
     with pytest.raises(TypeError):
         show_source(source, lines=(0, 2))
+
+
+def test_long_listings_fold_behind_a_toggle_short_ones_do_not():
+    import fmbook.book as book
+    from fmbook.nn.attention import MultiHeadAttention
+
+    long = show_source(MultiHeadAttention).data
+    assert long.count("\n") > book.FOLD_AFTER
+    assert long.startswith("<details>\n<summary>") and long.rstrip().endswith("</details>")
+    assert "```python\n# fmbook.nn.attention.MultiHeadAttention" in long
+    short = show_source(book.glue).data
+    assert short.count("\n") <= book.FOLD_AFTER and short.startswith("```python")
