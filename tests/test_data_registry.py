@@ -3,6 +3,8 @@
 import hashlib
 import http.server
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -130,6 +132,19 @@ def test_data_release_is_byte_stable_and_serves_every_data_set(data_mirror, tmp_
     assert sums[0] == sums[1]
     names = sorted(line.split()[1] for line in sums[0].splitlines())
     assert names == ["fra-eng.txt", "fsdd-recordings.tar", "tinyshakespeare-input.txt"]
+    # and CI rebuilds the mirror from them (tools/mirror_from_release.py, standard library)
+    mirror = tmp_path / "mirror"
+    script = path.with_name("mirror_from_release.py")
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "a" / "data-v1"), str(mirror)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "3,002 files, checked" in done.stdout
+    ours = (mirror / "SHA256SUMS").read_text().splitlines()
+    theirs = set((data_mirror / "SHA256SUMS").read_text().splitlines())
+    assert len(ours) == 3002 and set(ours) <= theirs
 
 
 def test_record_rejects_bad_fields():
