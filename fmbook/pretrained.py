@@ -134,7 +134,9 @@ WEIGHTS: dict[str, Dataset] = {
     "smoke": _weights_record(
         "smoke", "db14a7f794495270c31c414018c12d0806fcd8e865d2f4b425b1699181b96d37", 478_976
     ),
-    "full": _weights_record("full", "0" * 64, 0),
+    "full": _weights_record(
+        "full", "d49523122b8dec14e8f51e52931e2c38ee3c649acbc00567993fd4c3cd1868b1", 3_359_864
+    ),
 }
 
 
