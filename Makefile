@@ -103,21 +103,28 @@ benchmarks: install
 	$(PY) -m pip install -q $(CONSTRAINTS) -r benchmarks/requirements.txt
 	$(PY) -m benchmarks
 
-# --- the data release: the data mirror as archives for a GitHub release (data-release.yml) ---
-# dist/$(DATA_TAG)/ gets one archive per top-level folder of the mirror (mirror-relative
-# paths), mirror-index.tar.gz (its README.md and SHA256SUMS) and SHA256SUMS of the archives.
-# CI (ci.yml) rebuilds the mirror from them. Reproducible: fixed order, owner and times.
+# --- the release assets: the book's own copies of its data and of its pretrained weights ---
+# `make data-release` builds dist/$(DATA_TAG)/ from the data mirror (FMBOOK_DATA_MIRROR):
+# the files of the data sets that no upstream URL serves byte for byte (fra-eng) or that
+# are many files (FSDD, one tar), Tiny Shakespeare as a spare copy, and SHA256SUMS; then it
+# fetches every data set from that folder, as a reader would, into an empty cache.
+# `make weights-release` trains the pretrained BERT of each profile deterministically on the
+# CPU (about 10 minutes for the full one) into dist/$(WEIGHTS_TAG)/ with SHA256SUMS; two
+# builds give the same bytes. The registry (fmbook/data/registry.py, fmbook/pretrained.py)
+# holds their SHA-256; data-release.yml uploads both folders as GitHub release assets.
 DATA_TAG ?= data-v1
-TAR_FIXED := tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0
-.PHONY: data-release
+WEIGHTS_TAG ?= weights-v1
+.PHONY: data-release weights-release
 data-release:
 	@test -f "$(FMBOOK_DATA_MIRROR)/SHA256SUMS" || { echo "make data-release: no data mirror at $(FMBOOK_DATA_MIRROR) (set FMBOOK_DATA_MIRROR)" >&2; exit 1; }
 	cd "$(FMBOOK_DATA_MIRROR)" && sha256sum -c --quiet SHA256SUMS
-	rm -rf dist/$(DATA_TAG) && mkdir -p dist/$(DATA_TAG)
-	cd "$(FMBOOK_DATA_MIRROR)" && for d in */; do \
-	    $(TAR_FIXED) -cf - "$${d%/}" | gzip -n > "$(CURDIR)/dist/$(DATA_TAG)/$${d%/}.tar.gz"; done
-	$(TAR_FIXED) -cf - -C "$(FMBOOK_DATA_MIRROR)" README.md SHA256SUMS | gzip -n > dist/$(DATA_TAG)/mirror-index.tar.gz
-	cd dist/$(DATA_TAG) && sha256sum *.tar.gz > SHA256SUMS
+	$(PY) tools/build_data_release.py --mirror "$(FMBOOK_DATA_MIRROR)" --out dist/$(DATA_TAG)
+	cd dist/$(DATA_TAG) && sha256sum -c --quiet SHA256SUMS
+
+weights-release:
+	rm -rf dist/$(WEIGHTS_TAG)
+	$(PY) tools/build_weights.py --out dist/$(WEIGHTS_TAG) --profiles smoke full
+	cd dist/$(WEIGHTS_TAG) && sha256sum -c --quiet SHA256SUMS
 
 clean:
 	rm -rf _build

@@ -16,21 +16,24 @@ def mirror_env(data_mirror, monkeypatch):
     return data_mirror
 
 
-def test_record_has_provenance_and_no_url():
+def test_record_has_provenance_and_the_books_copy():
     record = data.REGISTRY["fra-eng"]
     assert record.path == "fra-eng/fra.txt" and record.size == 3_996_875
-    assert record.urls == () and "manythings.org/anki/fra-eng.zip" in record.manual
+    # no upstream URL serves the derived file: the book's release asset is its one source
+    assert record.urls == () and record.asset == "data-v1/fra-eng.txt"
+    assert "manythings.org/anki/fra-eng.zip" in record.manual  # how it was derived
     assert "CC-BY 2.0" in record.license and "tatoeba" in record.license.lower()
 
 
-def test_fetch_without_url_explains_how_to_get_the_file(tmp_path, monkeypatch):
+def test_fetch_without_a_source_explains_how_to_get_the_file(tmp_path, monkeypatch):
     monkeypatch.delenv(reg.MIRROR_ENV, raising=False)
-    with pytest.raises(data.ManualDownloadError, match="no download URL") as info:
-        data.fetch("fra-eng", cache=tmp_path)
+    monkeypatch.setenv(reg.RELEASE_URL_ENV, "http://127.0.0.1:9/releases")  # closed port
+    with pytest.raises(data.DownloadError) as info:
+        data.fetch("fra-eng", cache=tmp_path, retries=0)
     message = str(info.value)
-    assert "fra-eng.zip" in message and "76,036" in message and reg.MIRROR_ENV in message
-    assert isinstance(info.value, data.DownloadError)
-    assert list(tmp_path.iterdir()) == []  # nothing half-written
+    assert "http://127.0.0.1:9/releases/data-v1/fra-eng.txt" in message
+    assert reg.MIRROR_ENV in message and str(tmp_path / "fra-eng" / "fra.txt") in message
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # nothing half-written
 
 
 def test_mirror_file_is_verified(mirror_env, tmp_path):

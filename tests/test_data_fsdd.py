@@ -115,11 +115,23 @@ def test_fetch_fsdd_uses_the_mirror_and_checks_each_file(mirror_env, tmp_path):
     names = ["0_george_0.wav", "9_theo_49.wav"]
     assert fsdd.fetch_fsdd(names, cache=tmp_path) == mirror_env / "fsdd" / "recordings"
     record = fsdd.recording_record("0_george_0.wav", "0" * 64, 1)
-    assert record.urls[0].endswith("/recordings/0_george_0.wav")
+    assert record.urls == (f"{fsdd.UPSTREAM}0_george_0.wav",)
+    assert "/v1.0.10/recordings/" in fsdd.UPSTREAM  # a tag, not a branch that may move
     with pytest.raises(reg.ChecksumError):
         reg.fetch(record, cache=tmp_path)
     with pytest.raises(ValueError, match="not FSDD recordings"):
         fsdd.fetch_fsdd(["x.wav"])
+
+
+def test_archive_urls_mirror_then_release_then_upstream(monkeypatch):
+    monkeypatch.delenv(reg.RELEASE_URL_ENV, raising=False)
+    assert fsdd.archive_urls("http://teacher:8000/") == [
+        "http://teacher:8000/data-v1/fsdd-recordings.tar",
+        "http://teacher:8000/fsdd-recordings.tar",
+        f"{reg.RELEASE_URL}/data-v1/fsdd-recordings.tar",
+        "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v1.0.10.tar.gz",
+    ]
+    assert fsdd.archive_urls() == fsdd.archive_urls("http://x")[2:]
 
 
 def test_recording_split_counts_and_convention():

@@ -3,7 +3,10 @@
 import hashlib
 import http.server
 import socket
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -94,6 +97,54 @@ def test_tinyshakespeare_record_has_provenance():
     assert record.urls[0].startswith("https://raw.githubusercontent.com/karpathy/char-rnn/")
     assert record.size == 1_115_394 and record.bibtex_key == "karpathy2015charrnn"
     assert set(data.REGISTRY) == {"tinyshakespeare", "fra-eng"}  # fsdd: see fmbook.data.fsdd
+
+
+def test_every_data_set_has_a_url_that_serves_its_bytes():
+    """The book's own copy (a release asset) for each data set, upstream URLs after it."""
+    for record in data.REGISTRY.values():
+        assert record.asset.startswith(f"{reg.DATA_TAG}/"), record.name
+        urls = reg.candidate_urls(record)
+        assert urls[0] == f"{reg.RELEASE_URL}/{record.asset}" and urls[1:] == list(record.urls)
+    assert data.REGISTRY["fra-eng"].urls == ()  # no upstream URL serves the derived file
+
+
+def test_release_url_is_the_books_repository(monkeypatch):
+    import setup_cell
+
+    assert reg.RELEASE_URL == f"{setup_cell.repository_url()}/releases/download"
+    monkeypatch.setenv(reg.RELEASE_URL_ENV, "http://teacher:8000/")
+    assert reg.release_url("data-v1/fra-eng.txt") == "http://teacher:8000/data-v1/fra-eng.txt"
+
+
+@pytest.mark.slow
+def test_data_release_is_byte_stable_and_serves_every_data_set(data_mirror, tmp_path):
+    """`make data-release`: two builds give the same assets, and a reader gets every data
+    set from them (the tool fetches them through file:// URLs into an empty cache)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "build_data_release.py"
+    spec = importlib.util.spec_from_file_location("build_data_release", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    tool.main(["--mirror", str(data_mirror), "--out", str(tmp_path / "a" / "data-v1")])
+    tool.build(data_mirror, tmp_path / "b" / "data-v1")
+    sums = [(tmp_path / d / "data-v1" / "SHA256SUMS").read_text() for d in "ab"]
+    assert sums[0] == sums[1]
+    names = sorted(line.split()[1] for line in sums[0].splitlines())
+    assert names == ["fra-eng.txt", "fsdd-recordings.tar", "tinyshakespeare-input.txt"]
+    # and CI rebuilds the mirror from them (tools/mirror_from_release.py, standard library)
+    mirror = tmp_path / "mirror"
+    script = path.with_name("mirror_from_release.py")
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "a" / "data-v1"), str(mirror)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "3,002 files, checked" in done.stdout
+    ours = (mirror / "SHA256SUMS").read_text().splitlines()
+    theirs = set((data_mirror / "SHA256SUMS").read_text().splitlines())
+    assert len(ours) == 3002 and set(ours) <= theirs
 
 
 def test_record_rejects_bad_fields():

@@ -31,8 +31,13 @@ print(f"EXECUTED in {time.perf_counter() - start:.1f}")
 """
 
 
-def run(cmd, **kwargs):
-    result = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+def run(cmd, env=None, **kwargs):
+    """Run ``cmd``; by default without this process's PYTHONPATH, through which pip would
+    take a source checkout (its fmbook.egg-info, left by the wheel build) for an installed
+    fmbook and skip installing the wheel."""
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, **kwargs)
     assert result.returncode == 0, (
         f"{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     )

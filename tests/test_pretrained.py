@@ -1,12 +1,25 @@
+import dataclasses
+import hashlib
+
 import pytest
 import torch
+from local_server import LocalServer
 
 from fmbook import pretrained
-from fmbook.data import load_shakespeare
+from fmbook.data import ChecksumError, load_shakespeare
+from fmbook.data import registry as reg
 from fmbook.metrics import accuracy
 from fmbook.tasks import predict
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(autouse=True)
+def no_internet(monkeypatch):
+    """The release URL points at a closed local port, and no environment choice leaks in."""
+    monkeypatch.setenv(reg.RELEASE_URL_ENV, "http://127.0.0.1:9/releases")
+    monkeypatch.delenv(pretrained.TRAIN_ENV, raising=False)
+    monkeypatch.setattr(reg, "BACKOFF_SECONDS", 0.01)
 
 
 @pytest.mark.slow
@@ -43,3 +56,58 @@ def test_recipes_have_distinct_cache_names():
     assert len(paths) == len(pretrained.RECIPES)
     with pytest.raises(ValueError, match="profile must be"):
         pretrained.recipe_for("medium")
+
+
+def test_registered_weights_match_the_recipes():
+    """A recipe change gives a new file name, which the registry must follow (new asset)."""
+    for name, record in pretrained.WEIGHTS.items():
+        file = pretrained.file_name(pretrained.RECIPES[name])
+        assert record.path == f"models/{file}"
+        assert record.asset == f"{pretrained.WEIGHTS_TAG}/{file}"
+        assert record.size > 0 and record.sha256 != "0" * 64
+
+
+def test_full_profile_without_any_source_says_how_to_get_it(tmp_path, data_mirror):
+    text = load_shakespeare(mirror=data_mirror)
+    with pytest.raises(pretrained.PretrainedWeightsError) as info:
+        pretrained.load_pretrained_bert("full", cache=tmp_path, text=text, retries=0)
+    message = str(info.value)
+    assert "train=True" in message and pretrained.TRAIN_ENV in message
+    assert "http://127.0.0.1:9/releases/weights-v1/shakespeare-bert-" in message
+    assert str(pretrained.cache_path(pretrained.RECIPES["full"], cache=tmp_path)) in message
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # nothing trained or left
+    assert pretrained._may_train(None, "smoke") and not pretrained._may_train(None, "full")
+
+
+@pytest.mark.slow
+def test_smoke_build_is_deterministic_and_served_like_data(tmp_path, data_mirror, monkeypatch):
+    """`make weights-release` in the smoke profile: two builds, the same bytes; the file is
+    then fetched from an HTTP mirror (checked against its record), and wrong bytes are an
+    error, not a reason to train."""
+    text = load_shakespeare(mirror=data_mirror)
+    threads = torch.get_num_threads()
+    a = pretrained.build_weights("smoke", tmp_path / "a" / "weights-v1", text=text)
+    b = pretrained.build_weights("smoke", tmp_path / "b" / "weights-v1", text=text)
+    assert torch.get_num_threads() == threads  # the build restores the settings
+    assert not torch.are_deterministic_algorithms_enabled()
+    digest = hashlib.sha256(a.read_bytes()).hexdigest()
+    assert digest == hashlib.sha256(b.read_bytes()).hexdigest()
+    assert a.name == pretrained.file_name(pretrained.RECIPES["smoke"])
+    record = dataclasses.replace(
+        pretrained.WEIGHTS["smoke"], sha256=digest, size=a.stat().st_size
+    )  # this machine's build (another CPU may round differently from the release build)
+    monkeypatch.setitem(pretrained.WEIGHTS, "smoke", record)
+    with LocalServer(tmp_path / "a") as server:
+        pre = pretrained.load_pretrained_bert(
+            "smoke", cache=tmp_path / "cache", text=text, mirror=server.url, train=False
+        )
+        assert server.requests[-1] == f"/weights-v1/{a.name}"
+        assert pre.path == tmp_path / "cache" / "models" / a.name
+        assert pre.path.read_bytes() == a.read_bytes()
+        assert pre.history.seconds.isna().all() and pre.train_seconds != pre.train_seconds
+        server.faults[f"/weights-v1/{a.name}"] = "wrong"
+        with pytest.raises(ChecksumError):
+            pretrained.load_pretrained_bert(
+                "smoke", cache=tmp_path / "other", text=text, mirror=server.url, retries=0
+            )
+    assert not (tmp_path / "other" / "models" / a.name).exists()

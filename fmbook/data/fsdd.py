@@ -4,14 +4,16 @@
 (Jackson, Z. et al., https://github.com/Jakobovski/free-spoken-digit-dataset, CC BY-SA 4.0).
 
 **Provenance, per file.** The book's copy is described by a committed manifest,
-``fsdd_manifest.tsv`` (file name, SHA-256, size: metadata, not audio). :func:`fetch_fsdd`
-gets every recording through :func:`~fmbook.data.registry.fetch` with its own checksum:
-from the data mirror (``FMBOOK_DATA_MIRROR``), else the cache, else the upstream file
-``.../recordings/<name>.wav`` of the FSDD repository (branch ``master``). The checksums
-are those of the project's mirror; that upstream serves byte-identical files is *expected
-but not verified* (the mirror's notes do not state it). A download with other bytes is
-discarded with a :class:`~fmbook.data.registry.ChecksumError`, and :func:`fetch_fsdd`
-stops at the first such file, so nothing unverified is ever used.
+``fsdd_manifest.tsv`` (file name, SHA-256, size: metadata, not audio), and every recording
+is checked against it. :func:`fetch_fsdd` takes the recordings from the data mirror folder
+(``FMBOOK_DATA_MIRROR``) if it holds them all, else from the cache; the missing ones come
+as *one archive* (:func:`~fmbook.data.registry.fetch_members`), not 3,000 requests: the
+book's release asset ``data-v1/fsdd-recordings.tar`` (from an HTTP mirror, then from the
+release), else the upstream archive of the FSDD repository at tag ``v1.0.10``, whose 3,000
+recordings are byte-identical to the manifest (checked against the repository's files).
+A recording with other bytes rejects the archive with a
+:class:`~fmbook.data.registry.ChecksumError`, so nothing unverified is ever used. Only an
+HTTP mirror that serves a mirror *folder* (no archive) is asked for the files one by one.
 
 **Splits** (:func:`split_names`):
 
@@ -35,12 +37,27 @@ from torch.utils.data import TensorDataset
 
 from .audio import log_mel_spectrogram, read_wav
 from .datamodules import SplitDataModule
-from .registry import DataError, Dataset, fetch
+from .registry import (
+    DATA_TAG,
+    DataError,
+    Dataset,
+    DownloadError,
+    _cache_dir,
+    _mirror,
+    _verified,
+    fetch,
+    fetch_members,
+    release_url,
+)
 
 MANIFEST = Path(__file__).with_name("fsdd_manifest.tsv")
-UPSTREAM = (
-    "https://raw.githubusercontent.com/Jakobovski/free-spoken-digit-dataset/master/recordings/"
-)
+#: The upstream release whose recordings are the manifest's, byte for byte.
+UPSTREAM_TAG = "v1.0.10"
+_REPO = "Jakobovski/free-spoken-digit-dataset"
+UPSTREAM = f"https://raw.githubusercontent.com/{_REPO}/{UPSTREAM_TAG}/recordings/"
+UPSTREAM_ARCHIVE = f"https://github.com/{_REPO}/archive/refs/tags/{UPSTREAM_TAG}.tar.gz"
+#: The book's archive of the recordings (members ``fsdd/recordings/<name>``).
+ARCHIVE_ASSET = f"{DATA_TAG}/fsdd-recordings.tar"
 FOLDER = "fsdd/recordings"
 SAMPLE_RATE = 8000
 SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
@@ -94,10 +111,28 @@ def recording_record(name: str, sha256: str, size: int) -> Dataset:
     )
 
 
-def fetch_fsdd(names: Sequence[str] | None = None, **fetch_kwargs) -> Path:
+def archive_urls(mirror_url: str | None = None) -> list[str]:
+    """Where the archive of the recordings is looked for, in order (see the module doc)."""
+    urls = []
+    if mirror_url is not None:
+        prefix = mirror_url.rstrip("/")
+        urls += [f"{prefix}/{ARCHIVE_ASSET}", f"{prefix}/{Path(ARCHIVE_ASSET).name}"]
+    return urls + [release_url(ARCHIVE_ASSET), UPSTREAM_ARCHIVE]
+
+
+def fetch_fsdd(
+    names: Sequence[str] | None = None,
+    *,
+    mirror=None,
+    cache=None,
+    timeout: float = 60,
+    retries: int = 3,
+) -> Path:
     """The folder holding the recordings ``names`` (default: all 3,000), each checked.
 
-    ``fetch_kwargs`` go to :func:`~fmbook.data.registry.fetch` (``mirror``, ``cache``, ...).
+    ``mirror`` (a folder or an ``http(s)://`` address; default ``$FMBOOK_DATA_MIRROR``),
+    ``cache``, ``timeout`` and ``retries`` mean what they mean for
+    :func:`~fmbook.data.registry.fetch`.
     """
     rows = read_manifest()
     if names is not None:
@@ -106,13 +141,23 @@ def fetch_fsdd(names: Sequence[str] | None = None, **fetch_kwargs) -> Path:
         if missing:
             raise ValueError(f"not FSDD recordings of the manifest: {missing[:5]}")
         rows = [known[n] for n in names]
-    folders = {fetch(recording_record(*row), **fetch_kwargs).parent for row in rows}
-    if len(folders) != 1:
-        raise DataError(
-            f"the recordings are split between {sorted(map(str, folders))}; put them all in "
-            "the mirror or all in the cache"
+    records = [recording_record(*row) for row in rows]
+    mirror_dir, mirror_url = _mirror(mirror)
+    if mirror_dir is not None and all((mirror_dir / r.path).is_file() for r in records):
+        for record in records:
+            _verified(mirror_dir / record.path, record)
+        return mirror_dir / FOLDER
+    try:
+        fetch_members(
+            records, archive_urls(mirror_url), cache=cache, timeout=timeout, retries=retries
         )
-    return folders.pop()
+    except DownloadError:
+        if mirror_url is None:
+            raise
+        # an HTTP mirror that serves a mirror folder has no archive: ask it file by file
+        for record in records:
+            fetch(record, mirror=mirror_url, cache=cache, timeout=timeout, retries=retries)
+    return _cache_dir(cache) / FOLDER
 
 
 def split_names(
