@@ -69,6 +69,18 @@ def source(obj, part: str | None = None) -> str:
 FOLD_AFTER = 40  # lines; longer listings are folded
 
 
+def fold_listing(code: str) -> str:
+    """A fenced listing (```` ```python ```` + ``# title`` line + code) folded behind a toggle
+    (HTML ``<details>``) when the code is longer than ``FOLD_AFTER`` lines."""
+    fence, title, *body = code.rstrip().split("\n")
+    lines = len(body) - 1  # without the closing fence
+    if lines <= FOLD_AFTER or code.startswith("<details>"):
+        return code
+    what = re.sub(r" \([^)]*\)$", "", title.removeprefix("# "))
+    summary = f"The source of <code>{what}</code> ({lines} lines): click to show"
+    return f"<details>\n<summary>{summary}</summary>\n\n{code}\n\n</details>"
+
+
 def show_source(obj, *, part: str | None = None):
     """Display the real source of ``obj`` in a notebook (instead of pasting a copy).
 
@@ -93,11 +105,7 @@ def show_source(obj, *, part: str | None = None):
     header = f"# {module}.{name}" if module and module != name else f"# {name}"
     if part is not None:
         header += f" ({part})"
-    code = f"```python\n{header}\n{text.rstrip()}\n```"
-    lines = text.rstrip().count("\n") + 1
-    if lines > FOLD_AFTER:
-        summary = f"The source of <code>{module}.{name}</code> ({lines} lines): click to show"
-        code = f"<details>\n<summary>{summary}</summary>\n\n{code}\n\n</details>"
+    code = fold_listing(f"```python\n{header}\n{text.rstrip()}\n```")
     return Markdown(code)
 
 
