@@ -5,6 +5,8 @@
 * :func:`accuracy` compares predictions (or logits) with targets, skipping padding.
 * :func:`bleu` and :func:`chrf` are *corpus* scores computed by ``sacrebleu`` (Post, 2018),
   the reference implementation, so that numbers in the book are comparable with papers.
+  They take one or several references per segment; :func:`bleu_signature` and
+  :func:`chrf_signature` give sacreBLEU's signature string to print with a score.
   ``sacrebleu`` is imported only when one of them is called.
 """
 
@@ -16,7 +18,15 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["accuracy", "bits_per_token", "bleu", "chrf", "perplexity"]
+__all__ = [
+    "accuracy",
+    "bits_per_token",
+    "bleu",
+    "bleu_signature",
+    "chrf",
+    "chrf_signature",
+    "perplexity",
+]
 
 
 def _loss_value(loss_nats) -> float:
@@ -74,11 +84,14 @@ def accuracy(logits_or_preds, targets, ignore_index: int = -100) -> float:
     return float((preds[keep] == targets[keep]).sum()) / counted
 
 
-def _reference_streams(hypotheses, references) -> tuple[list[str], list[list[str]]]:
+def _reference_streams(hypotheses, references) -> tuple[list[str], list[list[str | None]]]:
     """Check the inputs and turn per-hypothesis references into sacrebleu's streams.
 
     ``references`` is one string per hypothesis, or one list of strings per hypothesis
-    (several references each; every hypothesis must have the same number).
+    (several references each, not necessarily the same number). sacreBLEU takes one
+    *stream* per reference slot; a segment with fewer references than the most has
+    ``None`` in the remaining streams, which sacreBLEU documents as "no reference here"
+    (its signature then says ``nrefs:var``).
     """
     if isinstance(hypotheses, str) or not isinstance(hypotheses, Sequence):
         raise ValueError("hypotheses must be a list of strings (one per segment)")
@@ -96,16 +109,28 @@ def _reference_streams(hypotheses, references) -> tuple[list[str], list[list[str
     if not all(isinstance(r, str | Sequence) for r in references):
         raise ValueError("every reference must be a string or a list of strings")
     per_segment = [[r] if isinstance(r, str) else list(r) for r in references]
-    counts = {len(refs) for refs in per_segment}
-    if len(counts) != 1 or 0 in counts:
-        raise ValueError(
-            "every hypothesis needs the same number (>= 1) of references, got counts "
-            f"{sorted(counts)}"
-        )
+    if any(len(refs) == 0 for refs in per_segment):
+        raise ValueError("every hypothesis needs at least one reference, got an empty list")
     if not all(isinstance(r, str) for refs in per_segment for r in refs):
         raise ValueError("every reference must be a string")
-    streams = [list(stream) for stream in zip(*per_segment, strict=True)]
+    n_streams = max(len(refs) for refs in per_segment)
+    padded = [refs + [None] * (n_streams - len(refs)) for refs in per_segment]
+    streams = [list(stream) for stream in zip(*padded, strict=True)]
     return list(hypotheses), streams
+
+
+def _bleu_metric(tokenize, smooth_method, lowercase, pretokenized):
+    import sacrebleu
+
+    return sacrebleu.BLEU(
+        tokenize=tokenize, smooth_method=smooth_method, lowercase=lowercase, force=pretokenized
+    )
+
+
+def _chrf_metric(char_order, word_order, beta):
+    import sacrebleu
+
+    return sacrebleu.CHRF(char_order=char_order, word_order=word_order, beta=beta)
 
 
 def bleu(
@@ -122,17 +147,35 @@ def bleu(
     n-gram counts (n = 1..4) are summed over the whole corpus before the precisions are
     formed. With the default ``smooth_method="exp"`` (mteval-v13a), the k-th order with
     no match gets precision ``1 / (2**k * total)`` instead of 0. ``references`` holds one
-    string per hypothesis, or one list of strings per hypothesis. ``pretokenized=True``
-    says the text is split into words on purpose (e.g. "le chat dort ."), which silences
-    sacreBLEU's "forgot to detokenize" warning without changing the score.
+    string per hypothesis, or one list of strings per hypothesis (multiple references, as
+    many as each segment has: an n-gram counts up to its largest count in any reference,
+    and the brevity penalty uses the reference length closest to the hypothesis').
+    ``pretokenized=True`` says the text is split into words on purpose (e.g. "le chat
+    dort ."), which silences sacreBLEU's "forgot to detokenize" warning without changing
+    the score; with ``tokenize="none"`` the words are scored as they are.
+    :func:`bleu_signature` gives sacreBLEU's signature of the same computation.
     """
-    import sacrebleu
-
     hyps, streams = _reference_streams(hypotheses, references)
-    metric = sacrebleu.BLEU(
-        tokenize=tokenize, smooth_method=smooth_method, lowercase=lowercase, force=pretokenized
-    )
+    metric = _bleu_metric(tokenize, smooth_method, lowercase, pretokenized)
     return float(metric.corpus_score(hyps, streams).score)
+
+
+def bleu_signature(
+    hypotheses: Sequence[str],
+    references: Sequence[str] | Sequence[Sequence[str]],
+    *,
+    tokenize: str = "13a",
+    smooth_method: str = "exp",
+    lowercase: bool = False,
+    pretokenized: bool = False,
+) -> str:
+    """sacreBLEU's signature of :func:`bleu` with these arguments, e.g.
+    ``nrefs:var|case:mixed|eff:no|tok:none|smooth:exp|version:2.6.0``: report it with the
+    score, so that readers know exactly what was computed."""
+    hyps, streams = _reference_streams(hypotheses, references)
+    metric = _bleu_metric(tokenize, smooth_method, lowercase, pretokenized)
+    metric.corpus_score(hyps, streams)  # sets the number of references
+    return str(metric.get_signature())
 
 
 def chrf(
@@ -147,9 +190,24 @@ def chrf(
 
     The F-beta score of character n-gram precision and recall (n = 1..``char_order``,
     spaces removed), averaged over the orders that occur. ``word_order=2`` gives chrF++.
+    With several references per segment, each segment is scored against the reference
+    that gives it the best F-score. :func:`chrf_signature` gives sacreBLEU's signature.
     """
-    import sacrebleu
-
     hyps, streams = _reference_streams(hypotheses, references)
-    metric = sacrebleu.CHRF(char_order=char_order, word_order=word_order, beta=beta)
+    metric = _chrf_metric(char_order, word_order, beta)
     return float(metric.corpus_score(hyps, streams).score)
+
+
+def chrf_signature(
+    hypotheses: Sequence[str],
+    references: Sequence[str] | Sequence[Sequence[str]],
+    *,
+    char_order: int = 6,
+    word_order: int = 0,
+    beta: int = 2,
+) -> str:
+    """sacreBLEU's signature of :func:`chrf` with these arguments."""
+    hyps, streams = _reference_streams(hypotheses, references)
+    metric = _chrf_metric(char_order, word_order, beta)
+    metric.corpus_score(hyps, streams)
+    return str(metric.get_signature())
