@@ -8,6 +8,7 @@ from fmbook.metrics import (
     accuracy,
     bits_per_token,
     bleu,
+    bleu_paired_bootstrap,
     bleu_signature,
     chrf,
     chrf_signature,
@@ -202,3 +203,26 @@ def test_tokenize_none_with_pretokenized_gives_no_warning(caplog):
     bleu_signature(hyps, refs, tokenize="none", pretokenized=True)
     chrf(hyps, refs)
     assert caplog.text == ""
+
+
+def test_bleu_paired_bootstrap():
+    hyps_good = [f"le chat {i} dort sur le lit ." for i in range(60)]
+    hyps_bad = [f"un chien {i} mange ." for i in range(60)]
+    refs = [[f"le chat {i} dort sur le lit .", f"le chat {i} dort ."] for i in range(60)]
+    options = dict(tokenize="none", pretokenized=True)
+    diff = bleu_paired_bootstrap(hyps_good, hyps_bad, refs, n_resamples=200, **options)
+    want = bleu(hyps_good, refs, **options) - bleu(hyps_bad, refs, **options)
+    assert diff.estimate == pytest.approx(want, abs=1e-9)
+    assert diff.low <= diff.estimate <= diff.high and diff.excludes_zero()
+    assert diff.p_value < 0.01
+    same = bleu_paired_bootstrap(hyps_good, hyps_good, refs, n_resamples=50, **options)
+    assert same.estimate == same.low == same.high == 0
+    # half good, half bad against the same system reversed: the interval covers 0
+    mixed_a = hyps_good[:30] + hyps_bad[30:]
+    mixed_b = hyps_bad[:30] + hyps_good[30:]
+    mixed = bleu_paired_bootstrap(mixed_a, mixed_b, refs, n_resamples=300, **options)
+    assert mixed.low < 0 < mixed.high
+    with pytest.raises(ValueError, match="same segments"):
+        bleu_paired_bootstrap(hyps_good, hyps_bad[:5], refs)
+    with pytest.raises(ValueError, match="unknown options"):
+        bleu_paired_bootstrap(hyps_good, hyps_bad, refs, n_resamples=20, beam=4)
