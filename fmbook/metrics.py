@@ -5,6 +5,10 @@
 * :func:`accuracy` compares predictions (or logits) with targets, skipping padding.
 * :func:`bleu` and :func:`chrf` are *corpus* scores computed by ``sacrebleu`` (Post, 2018),
   the reference implementation, so that numbers in the book are comparable with papers.
+  They take one or several references per segment; :func:`bleu_signature` and
+  :func:`chrf_signature` give sacreBLEU's signature string to print with a score.
+  :func:`bleu_paired_bootstrap` gives an interval for the BLEU difference of two systems
+  on the same segments (Koehn, 2004), from sacreBLEU's per-segment statistics.
   ``sacrebleu`` is imported only when one of them is called.
 """
 
@@ -16,7 +20,16 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["accuracy", "bits_per_token", "bleu", "chrf", "perplexity"]
+__all__ = [
+    "accuracy",
+    "bits_per_token",
+    "bleu",
+    "bleu_paired_bootstrap",
+    "bleu_signature",
+    "chrf",
+    "chrf_signature",
+    "perplexity",
+]
 
 
 def _loss_value(loss_nats) -> float:
@@ -74,11 +87,14 @@ def accuracy(logits_or_preds, targets, ignore_index: int = -100) -> float:
     return float((preds[keep] == targets[keep]).sum()) / counted
 
 
-def _reference_streams(hypotheses, references) -> tuple[list[str], list[list[str]]]:
+def _reference_streams(hypotheses, references) -> tuple[list[str], list[list[str | None]]]:
     """Check the inputs and turn per-hypothesis references into sacrebleu's streams.
 
     ``references`` is one string per hypothesis, or one list of strings per hypothesis
-    (several references each; every hypothesis must have the same number).
+    (several references each, not necessarily the same number). sacreBLEU takes one
+    *stream* per reference slot; a segment with fewer references than the most has
+    ``None`` in the remaining streams, which sacreBLEU documents as "no reference here"
+    (its signature then says ``nrefs:var``).
     """
     if isinstance(hypotheses, str) or not isinstance(hypotheses, Sequence):
         raise ValueError("hypotheses must be a list of strings (one per segment)")
@@ -96,16 +112,28 @@ def _reference_streams(hypotheses, references) -> tuple[list[str], list[list[str
     if not all(isinstance(r, str | Sequence) for r in references):
         raise ValueError("every reference must be a string or a list of strings")
     per_segment = [[r] if isinstance(r, str) else list(r) for r in references]
-    counts = {len(refs) for refs in per_segment}
-    if len(counts) != 1 or 0 in counts:
-        raise ValueError(
-            "every hypothesis needs the same number (>= 1) of references, got counts "
-            f"{sorted(counts)}"
-        )
+    if any(len(refs) == 0 for refs in per_segment):
+        raise ValueError("every hypothesis needs at least one reference, got an empty list")
     if not all(isinstance(r, str) for refs in per_segment for r in refs):
         raise ValueError("every reference must be a string")
-    streams = [list(stream) for stream in zip(*per_segment, strict=True)]
+    n_streams = max(len(refs) for refs in per_segment)
+    padded = [refs + [None] * (n_streams - len(refs)) for refs in per_segment]
+    streams = [list(stream) for stream in zip(*padded, strict=True)]
     return list(hypotheses), streams
+
+
+def _bleu_metric(tokenize, smooth_method, lowercase, pretokenized):
+    import sacrebleu
+
+    return sacrebleu.BLEU(
+        tokenize=tokenize, smooth_method=smooth_method, lowercase=lowercase, force=pretokenized
+    )
+
+
+def _chrf_metric(char_order, word_order, beta):
+    import sacrebleu
+
+    return sacrebleu.CHRF(char_order=char_order, word_order=word_order, beta=beta)
 
 
 def bleu(
@@ -122,17 +150,89 @@ def bleu(
     n-gram counts (n = 1..4) are summed over the whole corpus before the precisions are
     formed. With the default ``smooth_method="exp"`` (mteval-v13a), the k-th order with
     no match gets precision ``1 / (2**k * total)`` instead of 0. ``references`` holds one
-    string per hypothesis, or one list of strings per hypothesis. ``pretokenized=True``
-    says the text is split into words on purpose (e.g. "le chat dort ."), which silences
-    sacreBLEU's "forgot to detokenize" warning without changing the score.
+    string per hypothesis, or one list of strings per hypothesis (multiple references, as
+    many as each segment has: an n-gram counts up to its largest count in any reference,
+    and the brevity penalty uses the reference length closest to the hypothesis').
+    ``pretokenized=True`` says the text is split into words on purpose (e.g. "le chat
+    dort ."), which silences sacreBLEU's "forgot to detokenize" warning without changing
+    the score; with ``tokenize="none"`` the words are scored as they are.
+    :func:`bleu_signature` gives sacreBLEU's signature of the same computation.
     """
-    import sacrebleu
-
     hyps, streams = _reference_streams(hypotheses, references)
-    metric = sacrebleu.BLEU(
-        tokenize=tokenize, smooth_method=smooth_method, lowercase=lowercase, force=pretokenized
-    )
+    metric = _bleu_metric(tokenize, smooth_method, lowercase, pretokenized)
     return float(metric.corpus_score(hyps, streams).score)
+
+
+def bleu_signature(
+    hypotheses: Sequence[str],
+    references: Sequence[str] | Sequence[Sequence[str]],
+    *,
+    tokenize: str = "13a",
+    smooth_method: str = "exp",
+    lowercase: bool = False,
+    pretokenized: bool = False,
+) -> str:
+    """sacreBLEU's signature of :func:`bleu` with these arguments, e.g.
+    ``nrefs:var|case:mixed|eff:no|tok:none|smooth:exp|version:2.6.0``: report it with the
+    score, so that readers know exactly what was computed."""
+    hyps, streams = _reference_streams(hypotheses, references)
+    metric = _bleu_metric(tokenize, smooth_method, lowercase, pretokenized)
+    metric.corpus_score(hyps, streams)  # sets the number of references
+    return str(metric.get_signature())
+
+
+def bleu_paired_bootstrap(
+    hypotheses_a: Sequence[str],
+    hypotheses_b: Sequence[str],
+    references: Sequence[str] | Sequence[Sequence[str]],
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    **options,
+):
+    """BLEU(a) - BLEU(b) on the same segments, with a paired bootstrap interval.
+
+    Segments are resampled with replacement ``n_resamples`` times (the same resample for
+    both systems); each resample's corpus BLEU is computed from sacreBLEU's per-segment
+    n-gram statistics, as in sacreBLEU's own paired bootstrap test (Koehn, 2004). The
+    interval is the percentile interval of the differences; ``options`` are those of
+    :func:`bleu`. Returns a :class:`fmbook.stats.Interval` (``p_value``: the share of
+    resamples in which the difference has the other sign than the estimate, doubled).
+    """
+    import numpy as np
+
+    from .stats import Interval
+
+    if len(hypotheses_a) != len(hypotheses_b):
+        raise ValueError(
+            f"the two systems need the same segments, got {len(hypotheses_a)} and "
+            f"{len(hypotheses_b)} hypotheses"
+        )
+    if not 0 < level < 1 or n_resamples < 10:
+        raise ValueError("level must be in (0, 1) and n_resamples >= 10")
+    hyps_a, streams = _reference_streams(hypotheses_a, references)
+    hyps_b, _ = _reference_streams(hypotheses_b, references)
+    metric = _bleu_metric(
+        options.pop("tokenize", "13a"),
+        options.pop("smooth_method", "exp"),
+        options.pop("lowercase", False),
+        options.pop("pretokenized", False),
+    )
+    if options:
+        raise ValueError(f"unknown options {sorted(options)}")
+    stats = [np.array(metric._extract_corpus_statistics(h, streams)) for h in (hyps_a, hyps_b)]
+
+    def score(rows) -> float:
+        return float(metric._compute_score_from_stats(list(rows.sum(0))).score)
+
+    estimate = score(stats[0]) - score(stats[1])
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, len(hyps_a), size=(n_resamples, len(hyps_a)))
+    diffs = np.array([score(stats[0][i]) - score(stats[1][i]) for i in index])
+    low, high = np.quantile(diffs, [(1 - level) / 2, (1 + level) / 2])
+    other_side = np.mean(diffs <= 0) if estimate > 0 else np.mean(diffs >= 0)
+    return Interval(estimate, float(low), float(high), level, float(min(1.0, 2 * other_side)))
 
 
 def chrf(
@@ -147,9 +247,24 @@ def chrf(
 
     The F-beta score of character n-gram precision and recall (n = 1..``char_order``,
     spaces removed), averaged over the orders that occur. ``word_order=2`` gives chrF++.
+    With several references per segment, each segment is scored against the reference
+    that gives it the best F-score. :func:`chrf_signature` gives sacreBLEU's signature.
     """
-    import sacrebleu
-
     hyps, streams = _reference_streams(hypotheses, references)
-    metric = sacrebleu.CHRF(char_order=char_order, word_order=word_order, beta=beta)
+    metric = _chrf_metric(char_order, word_order, beta)
     return float(metric.corpus_score(hyps, streams).score)
+
+
+def chrf_signature(
+    hypotheses: Sequence[str],
+    references: Sequence[str] | Sequence[Sequence[str]],
+    *,
+    char_order: int = 6,
+    word_order: int = 0,
+    beta: int = 2,
+) -> str:
+    """sacreBLEU's signature of :func:`chrf` with these arguments."""
+    hyps, streams = _reference_streams(hypotheses, references)
+    metric = _chrf_metric(char_order, word_order, beta)
+    metric.corpus_score(hyps, streams)
+    return str(metric.get_signature())

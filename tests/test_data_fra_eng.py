@@ -52,18 +52,52 @@ def test_normalize():
     assert fra_eng.normalize("Cafe\u0301") == "café"  # NFKC composes the accent
 
 
-def test_split_is_fixed_disjoint_and_prefix_stable():
-    n = 1000
-    part = fra_eng.split_assignment(n)
-    assert torch.equal(part, fra_eng.split_assignment(n))
-    assert part.bincount().tolist() == [800, 100, 100]
-    pairs = list(range(n))
+def _no_source_leaks(train, val, test):
+    seen = {source for source, _ in train}
+    return not seen & {source for source, _ in val + test}
+
+
+def test_split_groups_pairs_by_source_on_a_synthetic_table():
+    # 300 sources with 1 to 4 translations each; the split is by source, fixed and seeded
+    pairs = [(f"source {i}", f"cible {i} {k}") for i in range(300) for k in range(1 + i % 4)]
     train, val, test = fra_eng.split_pairs(pairs)
-    assert sorted(train + val + test) == pairs
-    head = fra_eng.split_pairs(pairs[:300], n_total=n)  # a prefix keeps every line's part
-    assert head == tuple([p for p in part_ if p < 300] for part_ in (train, val, test))
+    assert sorted(train + val + test) == sorted(pairs)
+    assert _no_source_leaks(train, val, test)
+    assert not {s for s, _ in val} & {s for s, _ in test}
+    for part in (train, val, test):  # every translation of a source is in its part
+        sources = {s for s, _ in part}
+        assert sum(1 + int(s.split()[1]) % 4 for s in sources) == len(part)
+    # deterministic, independent of the order of the lines and of the other lines
+    assert fra_eng.split_pairs(pairs) == (train, val, test)
+    shuffled = fra_eng.split_pairs(pairs[::-1])
+    assert [sorted(p) for p in shuffled] == [sorted(p) for p in (train, val, test)]
+    head = fra_eng.split_pairs(pairs[:100])
+    assert head == tuple([p for p in part if p in pairs[:100]] for part in (train, val, test))
+    # about 80/10/10 of the sources (a hash, so not exactly)
+    counts = fra_eng.split_assignment([f"s{i}" for i in range(10_000)]).bincount()
+    assert (abs(counts / 10_000 - torch.tensor([0.8, 0.1, 0.1])) < 0.015).all()
+    assert fra_eng.source_part("go .") == fra_eng.source_part("go .")
     with pytest.raises(ValueError, match="fractions"):
-        fra_eng.split_assignment(10, (0.5, 0.5, 0.5))
+        fra_eng.split_assignment(["a"], (0.5, 0.5, 0.5))
+    with pytest.raises(ValueError, match="sentence"):
+        fra_eng.source_part(3)
+
+
+def test_split_has_no_source_leak_on_the_real_file(mirror_env):
+    pairs = [fra_eng.normalize_pair(p) for p in fra_eng.load_pairs()]
+    n_sources = len({s for s, _ in pairs})
+    assert n_sources < 0.7 * len(pairs)  # many sources have several translations
+    for direction_pairs in (pairs, [(f, e) for e, f in pairs]):
+        train, val, test = fra_eng.split_pairs(direction_pairs)
+        assert _no_source_leaks(train, val, test)
+        assert len(train) + len(val) + len(test) == len(pairs)
+        for part, fraction in ((val, 0.1), (test, 0.1)):
+            assert abs(len(part) / len(pairs) - fraction) < 0.01
+    # a split by pair (a permutation of the lines) would leak about half the test sources
+    order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(0)).tolist()
+    by_pair_train = {pairs[i][0] for i in order[: int(0.8 * len(pairs))]}
+    by_pair_test = [pairs[i][0] for i in order[int(0.9 * len(pairs)) :]]
+    assert sum(s in by_pair_train for s in by_pair_test) / len(by_pair_test) > 0.4
 
 
 def test_load_pairs(mirror_env):
@@ -79,7 +113,14 @@ def test_datamodule_batches(mirror_env):
     dm.setup()
     sizes = [len(p) for p in (dm.train_pairs, dm.val_pairs, dm.test_pairs)]
     assert sizes[0] > 5 * sizes[1] > 0 and sizes[2] > 0
-    assert not set(dm.train_pairs) & set(dm.test_pairs) - set(dm.train_pairs)
+    assert _no_source_leaks(dm.train_pairs, dm.val_pairs, dm.test_pairs)
+    refs = dm.references("test")
+    assert sum(len(r) for r in refs.values()) == len(dm.test_pairs)
+    assert max(len(r) for r in refs.values()) > 1  # some sources have several references
+    for source, targets in refs.items():
+        assert targets == [t for s, t in dm.test_pairs if s == source]
+    with pytest.raises(ValueError, match="part"):
+        dm.references("dev")
     src, tgt = next(iter(dm.train_dataloader()))
     assert src.dtype == tgt.dtype == torch.long and src.shape[0] == tgt.shape[0] == 16
     assert (tgt[:, 0] == dm.bos_id).all()
@@ -109,6 +150,8 @@ def test_sentences_to_ids_and_back_match_the_training_batches(mirror_env):
     dm = fra_eng.FraEngDataModule(batch_size=8, max_len=4, min_freq=1, max_pairs=3000)
     with pytest.raises(ValueError, match="setup"):
         dm.encode_sources(["Go."])
+    with pytest.raises(ValueError, match="setup"):
+        dm.references()
     dm.setup()
     pairs = dm.train_pairs[:8]
     expected_src, expected_tgt = fra_eng.pad_collate(dm.datasets[0].items[:8], dm.pad_id)

@@ -4,7 +4,16 @@ import numpy as np
 import pytest
 import torch
 
-from fmbook.metrics import accuracy, bits_per_token, bleu, chrf, perplexity
+from fmbook.metrics import (
+    accuracy,
+    bits_per_token,
+    bleu,
+    bleu_paired_bootstrap,
+    bleu_signature,
+    chrf,
+    chrf_signature,
+    perplexity,
+)
 
 # --- losses in other units -------------------------------------------------------------
 
@@ -120,8 +129,8 @@ def test_corpus_metrics_reject_bad_input(metric):
         metric("a string", ["a string"])
     with pytest.raises(ValueError, match="at least one segment"):
         metric([], [])
-    with pytest.raises(ValueError, match="same number"):
-        metric(HYPS, [["x", "y"], ["z"]])
+    with pytest.raises(ValueError, match="at least one reference"):
+        metric(HYPS, [["x", "y"], []])
     with pytest.raises(ValueError, match="every reference must be a string"):
         metric(HYPS, ["x", 3])
 
@@ -137,3 +146,83 @@ def test_bleu_pretokenized_silences_the_detokenize_warning_without_changing_the_
     quiet = bleu(hyps, refs, pretokenized=True)
     assert "detokenize" not in caplog.text
     assert quiet == plain
+
+
+# --- a variable number of references, checked against sacrebleu called directly --------
+
+MULTI_HYPS = ["le chat dort sur le lit .", "je veux une voiture .", "il pleut ."]
+MULTI_REFS = [
+    ["le chat dort sur le lit .", "la chatte dort sur le lit ."],
+    ["je veux une nouvelle voiture ."],
+    ["il pleut .", "il tombe des cordes .", "ça mouille ."],
+]
+
+
+def test_variable_references_match_sacrebleu_with_none_padding():
+    import sacrebleu
+
+    # sacreBLEU's documented form: one stream per reference slot, None where a segment
+    # has fewer references
+    streams = [[r[k] if k < len(r) else None for r in MULTI_REFS] for k in range(3)]
+    want_bleu = sacrebleu.corpus_bleu(MULTI_HYPS, streams, tokenize="none", force=True)
+    want_chrf = sacrebleu.corpus_chrf(MULTI_HYPS, streams)
+    got = bleu(MULTI_HYPS, MULTI_REFS, tokenize="none", pretokenized=True)
+    assert got == pytest.approx(want_bleu.score, abs=1e-9)
+    assert chrf(MULTI_HYPS, MULTI_REFS) == pytest.approx(want_chrf.score, abs=1e-9)
+    # padding by repeating a segment's first reference gives the same scores: BLEU clips
+    # each n-gram by its largest count in any reference, chrF keeps the best reference
+    repeated = [[r[k] if k < len(r) else r[0] for r in MULTI_REFS] for k in range(3)]
+    rep = sacrebleu.corpus_bleu(MULTI_HYPS, repeated, tokenize="none", force=True)
+    assert rep.score == pytest.approx(got, abs=1e-9)
+    rep_chrf = sacrebleu.corpus_chrf(MULTI_HYPS, repeated).score
+    assert rep_chrf == pytest.approx(chrf(MULTI_HYPS, MULTI_REFS), abs=1e-9)
+
+
+def test_a_translation_matching_only_a_second_reference_scores_higher_with_it():
+    hyps = MULTI_HYPS[:2] + ["il tombe des cordes ."]  # matches the 2nd reference only
+    first_only = [refs[0] for refs in MULTI_REFS]
+    one = bleu(hyps, first_only, tokenize="none", pretokenized=True)
+    many = bleu(hyps, MULTI_REFS, tokenize="none", pretokenized=True)
+    assert many > one + 10
+    assert chrf(hyps, MULTI_REFS) > chrf(hyps, first_only) + 10
+
+
+def test_signatures_name_the_options():
+    sig = bleu_signature(MULTI_HYPS, MULTI_REFS, tokenize="none", pretokenized=True)
+    assert "nrefs:var" in sig and "tok:none" in sig and "smooth:exp" in sig
+    assert "nrefs:1" in bleu_signature(MULTI_HYPS, [r[0] for r in MULTI_REFS])
+    assert "tok:13a" in bleu_signature(MULTI_HYPS, [r[0] for r in MULTI_REFS])
+    sig = chrf_signature(MULTI_HYPS, MULTI_REFS)
+    assert "nrefs:var" in sig and "nc:6" in sig and "nw:0" in sig
+
+
+def test_tokenize_none_with_pretokenized_gives_no_warning(caplog):
+    hyps = [f"le chat {i} dort sur le lit ." for i in range(120)]
+    refs = [[f"le chat {i} est sur le lit .", f"le chat {i} dort ."] for i in range(120)]
+    bleu(hyps, refs, tokenize="none", pretokenized=True)
+    bleu_signature(hyps, refs, tokenize="none", pretokenized=True)
+    chrf(hyps, refs)
+    assert caplog.text == ""
+
+
+def test_bleu_paired_bootstrap():
+    hyps_good = [f"le chat {i} dort sur le lit ." for i in range(60)]
+    hyps_bad = [f"un chien {i} mange ." for i in range(60)]
+    refs = [[f"le chat {i} dort sur le lit .", f"le chat {i} dort ."] for i in range(60)]
+    options = dict(tokenize="none", pretokenized=True)
+    diff = bleu_paired_bootstrap(hyps_good, hyps_bad, refs, n_resamples=200, **options)
+    want = bleu(hyps_good, refs, **options) - bleu(hyps_bad, refs, **options)
+    assert diff.estimate == pytest.approx(want, abs=1e-9)
+    assert diff.low <= diff.estimate <= diff.high and diff.excludes_zero()
+    assert diff.p_value < 0.01
+    same = bleu_paired_bootstrap(hyps_good, hyps_good, refs, n_resamples=50, **options)
+    assert same.estimate == same.low == same.high == 0
+    # half good, half bad against the same system reversed: the interval covers 0
+    mixed_a = hyps_good[:30] + hyps_bad[30:]
+    mixed_b = hyps_bad[:30] + hyps_good[30:]
+    mixed = bleu_paired_bootstrap(mixed_a, mixed_b, refs, n_resamples=300, **options)
+    assert mixed.low < 0 < mixed.high
+    with pytest.raises(ValueError, match="same segments"):
+        bleu_paired_bootstrap(hyps_good, hyps_bad[:5], refs)
+    with pytest.raises(ValueError, match="unknown options"):
+        bleu_paired_bootstrap(hyps_good, hyps_bad, refs, n_resamples=20, beam=4)

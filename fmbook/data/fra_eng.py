@@ -2,7 +2,7 @@
 
 >>> pairs = load_pairs()                     # [(english, french), ...], as in the file
 >>> pairs = [normalize_pair(p) for p in pairs]
->>> train, val, test = split_pairs(pairs)
+>>> train, val, test = split_pairs(pairs)    # grouped by source sentence
 
 **Normalisation** (:func:`normalize`): Unicode NFKC (which also turns the narrow no-break
 spaces of French typography, ``"Va\\u202f!"``, into plain spaces), typographic apostrophes
@@ -12,14 +12,24 @@ the regex of :class:`~fmbook.tokenizers.WordTokenizer` and joined with single sp
 Inner apostrophes stay inside a word (``"l'heure"``, ``"don't"`` are one token each).
 The number of tokens of a sentence is the number of these space-separated pieces.
 
-**Split** (:func:`split_pairs`): a fixed random permutation (seed :data:`SPLIT_SEED`) of
-the line numbers of the whole file assigns each pair to train / val / test in the
-proportions :data:`SPLIT_FRACTIONS`. A pair's part depends only on its line, not on the
-length filter or on ``max_pairs``, so test sentences never leak into training.
+**Split** (:func:`split_pairs`): the split is by *source sentence*, not by pair. Many
+English sentences have several French translations in the file (``"run !"`` -> ``"cours
+!"``, ``"courez !"``); all the pairs that share a source go to the same part, so no
+source sentence of the validation or test part is ever seen in training. (A split by pair
+put about half of the test sources in training too, with another translation.) The part
+of a source is fixed by a seeded hash of the sentence (:func:`source_part`, seed
+:data:`SPLIT_SEED`), cut in the proportions :data:`SPLIT_FRACTIONS` of *sources* (so the
+parts hold about, not exactly, these fractions of the pairs). It depends on nothing else:
+not on the order of the lines, the length filter or ``max_pairs``. Pass normalised pairs,
+so that sentences differing only in case or typography count as one source. The source is
+the first sentence of each pair: English for ``direction="eng-fra"``, French for
+``"fra-eng"``. :meth:`FraEngDataModule.references` collects, for each source, all its
+translations in a part (the multiple references of BLEU and chrF).
 """
 
 from __future__ import annotations
 
+import hashlib
 import unicodedata
 from collections.abc import Sequence
 
@@ -35,7 +45,7 @@ from .registry import fetch
 NAME = "fra-eng"
 #: (train, val, test) fractions of the fixed split.
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
-#: Seed of the permutation that defines the split; changing it changes the book's numbers.
+#: Seed of the hash that defines the split; changing it changes the book's numbers.
 SPLIT_SEED = 1234
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
 #: Special tokens of both vocabularies: ``<unk>`` = 0, then ``<pad>`` = 1, ``<bos>`` = 2, ``<eos>`` = 3.
@@ -73,29 +83,46 @@ def normalize_pair(pair: tuple[str, str]) -> tuple[str, str]:
     return normalize(pair[0]), normalize(pair[1])
 
 
-def split_assignment(n: int, fractions: Sequence[float] = SPLIT_FRACTIONS) -> torch.Tensor:
-    """Part (0 train, 1 val, 2 test) of each of ``n`` lines: a seeded permutation cut by ``fractions``."""
+def source_part(source: str, fractions: Sequence[float] = SPLIT_FRACTIONS) -> int:
+    """Part (0 train, 1 val, 2 test) of every pair whose source sentence is ``source``.
+
+    A seeded hash (BLAKE2b of ``SPLIT_SEED`` and the sentence) maps the sentence to a
+    number ``u`` uniform in [0, 1); ``u`` below ``fractions[0]`` is train, below
+    ``fractions[0] + fractions[1]`` validation, the rest test.
+    """
+    _check_fractions(fractions)
+    if not isinstance(source, str):
+        raise ValueError(f"a source must be a sentence (str), got {type(source).__name__}")
+    digest = hashlib.blake2b(f"{SPLIT_SEED}\t{source}".encode(), digest_size=8).digest()
+    u = int.from_bytes(digest, "big") / 2**64
+    return 0 if u < fractions[0] else 1 if u < fractions[0] + fractions[1] else 2
+
+
+def split_assignment(
+    sources: Sequence[str], fractions: Sequence[float] = SPLIT_FRACTIONS
+) -> torch.Tensor:
+    """Part (0 train, 1 val, 2 test) of each source sentence, by :func:`source_part`."""
+    cache: dict[str, int] = {}
+    parts = [cache.setdefault(s, source_part(s, fractions)) for s in sources]
+    return torch.tensor(parts, dtype=torch.long)
+
+
+def split_pairs(
+    pairs: Sequence[tuple[str, str]], fractions: Sequence[float] = SPLIT_FRACTIONS
+) -> tuple[list, list, list]:
+    """(train, val, test) lists of ``pairs``, grouped by source sentence (``pair[0]``).
+
+    Every pair with the same source lands in the same part, so the sources of the
+    validation and test parts never occur in training. The order within a part is that of
+    ``pairs``.
+    """
+    part = split_assignment([p[0] for p in pairs], fractions).tolist()
+    return tuple([p for p, k in zip(pairs, part, strict=True) if k == j] for j in range(3))
+
+
+def _check_fractions(fractions: Sequence[float]) -> None:
     if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-9:
         raise ValueError(f"fractions must be three numbers >= 0 that sum to 1, got {fractions!r}")
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED))
-    n_train, n_val = int(n * fractions[0]), int(n * fractions[1])
-    part = torch.full((n,), 2, dtype=torch.long)
-    part[order[:n_train]] = 0
-    part[order[n_train : n_train + n_val]] = 1
-    return part
-
-
-def split_pairs(pairs: Sequence, n_total: int | None = None) -> tuple[list, list, list]:
-    """(train, val, test) lists of ``pairs`` by the fixed split.
-
-    ``pairs`` are the first lines of the file; ``n_total`` is the number of lines of the
-    whole file (default ``len(pairs)``), so that a prefix keeps every line's part.
-    """
-    n_total = len(pairs) if n_total is None else n_total
-    if n_total < len(pairs):
-        raise ValueError(f"n_total must be >= len(pairs) = {len(pairs)}, got {n_total}")
-    part = split_assignment(n_total)[: len(pairs)].tolist()
-    return tuple([p for p, k in zip(pairs, part, strict=True) if k == j] for j in range(3))
 
 
 def n_lines(**fetch_kwargs) -> int:
@@ -156,7 +183,9 @@ class FraEngDataModule(SplitDataModule):
     (:class:`~fmbook.tokenizers.WordTokenizer`) are built from the training part only,
     keeping words seen at least ``min_freq`` times; other words become ``<unk>``.
     ``max_pairs`` uses only the first (shortest) lines of the file, with their parts of
-    the fixed split.
+    the fixed split. The split is by source sentence (module docstring): a source of the
+    validation or test part never occurs in training, and :meth:`references` gives all
+    the translations of each source of a part.
     """
 
     def __init__(
@@ -188,7 +217,7 @@ class FraEngDataModule(SplitDataModule):
         pairs = [normalize_pair(p) for p in load_pairs(self.max_pairs)]
         if self.direction == "fra-eng":
             pairs = [(f, e) for e, f in pairs]
-        parts = split_pairs(pairs, n_total=n_lines())
+        parts = split_pairs(pairs)
         parts = [[p for p in part if self._fits(p)] for part in parts]
         self.train_pairs, self.val_pairs, self.test_pairs = parts
         if not self.train_pairs:
@@ -196,6 +225,19 @@ class FraEngDataModule(SplitDataModule):
         self.src_tokenizer = self._vocab([s for s, _ in self.train_pairs])
         self.tgt_tokenizer = self._vocab([t for _, t in self.train_pairs])
         self.datasets = [PairDataset(p, self.src_tokenizer, self.tgt_tokenizer) for p in parts]
+
+    def references(self, part: str = "test") -> dict[str, list[str]]:
+        """Each source sentence of ``part`` ("train", "val" or "test") -> all its target
+        sentences in that part (after the length filter), in file order. As the split is by
+        source, these are all the translations the file has for it (within ``max_len``)."""
+        if self.src_tokenizer is None:
+            raise ValueError("call setup() first")
+        if part not in ("train", "val", "test"):
+            raise ValueError(f"part must be 'train', 'val' or 'test', got {part!r}")
+        refs: dict[str, list[str]] = {}
+        for source, target in getattr(self, f"{part}_pairs"):
+            refs.setdefault(source, []).append(target)
+        return refs
 
     def _fits(self, pair: tuple[str, str]) -> bool:
         return all(0 < len(s.split()) <= self.max_len for s in pair)
