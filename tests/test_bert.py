@@ -216,3 +216,21 @@ def test_sequence_classification_task_learns():
     make_trainer(max_steps=60, val_every=60).fit(task, dm)
     assert evaluate(task, dm) < before - 0.3
     assert evaluate(task, dm, metric="val_acc") > 0.85
+
+
+@pytest.mark.parametrize(
+    "n_layer, d, n_head, reference",
+    # reference: Hugging Face BertModel (with its pooler) for bert-base/large-uncased
+    [(12, 768, 12, 109_482_240), (24, 1024, 16, 335_141_888)],
+)
+def test_bert_base_and_large_sizes_on_the_meta_device(n_layer, d, n_head, reference):
+    """The masked-lm chapter's parameter count: BERT-base ~110M, BERT-large ~340M
+    (Devlin et al., 2019), built on the meta device so that nothing is allocated."""
+    cfg = BERTConfig(vocab_size=30_522, max_len=512, n_layer=n_layer, n_head=n_head, d_model=d)
+    with torch.device("meta"):
+        encoder = BERT(cfg)
+    counted = sum(p.numel() for p in encoder.parameters())
+    block = 12 * d**2 + 13 * d  # attention 4d^2 + 4d, FFN 8d^2 + 5d, two LayerNorms 4d
+    assert counted == n_layer * block + (30_522 + 512 + 2) * d + 2 * d
+    # the book's encoder has no pooler (the classifier adds one); with it, BERT's count
+    assert counted + d * d + d == reference

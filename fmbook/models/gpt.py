@@ -5,7 +5,11 @@ The design follows GPT-2 (Radford et al., 2019): learned positions, pre-norm blo
 (:class:`fmbook.nn.TransformerBlock` with causal self-attention, LayerNorm and a GELU MLP),
 tied input/output embeddings, and residual projections initialised with a standard
 deviation scaled by 1/sqrt(2 * n_layer). Generation keeps a key/value cache per block, so
-each new token costs one position's worth of compute instead of the whole context's.
+each new token costs one position's worth of compute instead of the whole context's, with
+exactly the logits of a full recomputation. That holds while the sequence fits in
+``max_len``: beyond it the model sees only the last ``max_len`` tokens, every token's
+(learned, absolute) position changes at each step, the cached keys and values are stale,
+and :meth:`GPT.generate` recomputes the window instead.
 """
 
 from __future__ import annotations
