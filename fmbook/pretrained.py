@@ -67,9 +67,10 @@ class BERTRecipe:
 
     Two choices differ from BERT's: 25% of the characters are selected for masking (BERT:
     15%; the 80/10/10 rule is unchanged), which gives more targets per step and helps small
-    budgets (Wettig et al., 2023), and a learning rate of 3e-3, as for the book's GPT of the
-    same size. With 15% and 1e-3 the loss stayed on its unigram plateau for 1,250 of 2,000
-    steps; with these settings it leaves it after about 300.
+    budgets (Wettig et al., 2023), and a learning rate of 3e-3 (the book's GPT of the same
+    size uses 4e-3). With 15% and 1e-3 the loss stayed on its unigram plateau for 1,250 of
+    2,000 steps; with these settings it leaves it after about 500 (validation loss 3.00 at
+    step 500, 2.49 at step 750).
     """
 
     n_layer: int = 4
