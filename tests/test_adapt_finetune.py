@@ -70,3 +70,30 @@ def test_only_unfrozen_parameters_move_and_weight_decay_is_passed():
     )
     reference, _ = by_hand(new_classifier, loader(), 1e-2, 3, 0, 0.0)
     assert torch.equal(decayed.classifier.weight, reference.classifier.weight)
+
+
+def test_relative_change_measures_the_distance_moved_and_merges_lora():
+    from fmbook.adapt import relative_change
+
+    torch.manual_seed(0)
+    reference = new_classifier()
+    moved = new_classifier()
+    moved.load_state_dict(reference.state_dict())
+    assert relative_change(moved, reference) == 0.0
+    with torch.no_grad():
+        for p in moved.parameters():
+            p.mul_(1.5)  # every weight moves by half its size
+    assert abs(relative_change(moved, reference) - 0.5) < 1e-6
+    lora = new_classifier()
+    lora.load_state_dict(reference.state_dict())
+    add_lora(lora, r=2, targets=("attn.qkv",))
+    assert relative_change(lora, reference) == 0.0  # B = 0: the merged model is the reference
+    layer = lora.bert.blocks[0].attn.qkv
+    with torch.no_grad():
+        layer.lora_B.fill_(0.1)
+        delta = layer.delta_weight().pow(2).sum()
+    size = sum(p.pow(2).sum() for p in reference.parameters())
+    assert abs(relative_change(lora, reference) - float((delta / size) ** 0.5)) < 1e-6
+    assert any("lora_" in n for n, _ in lora.named_parameters())  # the model is not merged
+    with pytest.raises(ValueError, match="different parameters"):
+        relative_change(reference.bert, reference)

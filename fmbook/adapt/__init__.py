@@ -7,11 +7,11 @@
 * :mod:`.lora`: low-rank adaptation (``LoRALinear``, ``add_lora``, ``freeze_except_lora``,
   ``merge_lora``, ``count_parameters``).
 * :mod:`.finetune`: ``fine_tune_classifier``, the training routine of full fine-tuning,
-  LoRA and head-only runs.
+  LoRA and head-only runs; ``relative_change``, how far it moved the weights.
 """
 
 from .features import FeatureBank, character_frequencies, passages_of
-from .finetune import fine_tune_classifier
+from .finetune import fine_tune_classifier, relative_change
 from .lora import LoRALinear, add_lora, count_parameters, freeze_except_lora, merge_lora
 from .probes import PROBE_LBFGS, fit_linear_probe, module_output, pooled_features, select_probe
 
@@ -29,5 +29,6 @@ __all__ = [
     "module_output",
     "passages_of",
     "pooled_features",
+    "relative_change",
     "select_probe",
 ]
