@@ -6,6 +6,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 from matplotlib import font_manager
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 
 PALETTE = "colorblind"
 # Families that hold Chinese, Japanese and Korean glyphs (the book's default fonts do not).
@@ -65,7 +67,7 @@ def attention_heatmap(
     *,
     ax=None,
     title=None,
-    cbar=False,
+    cbar=True,
     annot=False,
     mask=None,
     cmap="viridis",
@@ -74,7 +76,9 @@ def attention_heatmap(
 ):
     """Attention weights as a heatmap: one row per query, one column per key, colours from
     0 to 1. ``weights`` is a (queries, keys) tensor or array; ``queries`` and ``keys`` label
-    the rows and columns. ``cbar`` adds a colour bar, ``annot`` writes each weight in its
+    the rows and columns. ``cbar`` draws the colour bar ("attention weight", 0 to 1; for a
+    grid of heatmaps pass ``cbar=False`` and add one shared bar with
+    :func:`weight_colour_bar`), ``annot`` writes each weight in its
     cell, ``mask`` (same shape, True = hidden) leaves cells blank, ``fontsize`` sets the
     tick labels' size (the title one point larger) and ``key_rotation`` the angle of the key
     labels. Returns the axes."""
@@ -103,6 +107,7 @@ def attention_heatmap(
         vmin=0,
         vmax=1,
         cbar=cbar,
+        cbar_kws={"label": "attention weight"} if cbar else None,
         square=True,
         xticklabels=keys,
         yticklabels=queries,
@@ -112,3 +117,10 @@ def attention_heatmap(
     ax.tick_params(axis="y", rotation=0, labelsize=fontsize)
     ax.grid(False)
     return ax
+
+
+def weight_colour_bar(fig, axes, *, cmap="viridis", label="attention weight"):
+    """One colour bar (0 to 1) for a grid of :func:`attention_heatmap` axes drawn with
+    ``cbar=False`` and the same ``cmap``; returns the colour bar."""
+    mappable = ScalarMappable(norm=Normalize(vmin=0, vmax=1), cmap=cmap)
+    return fig.colorbar(mappable, ax=axes, label=label, fraction=0.04, pad=0.02)

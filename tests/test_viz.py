@@ -44,7 +44,19 @@ def test_attention_heatmap_labels_rows_and_columns():
     mesh = ax.collections[0]
     assert mesh.get_array().reshape(2, 3).tolist() == pytest.approx(weights.numpy())
     assert mesh.get_clim() == (0, 1)
-    assert len(ax.figure.axes) == 1  # no colour bar unless asked
+    assert len(ax.figure.axes) == 2  # the heatmap and, by default, its colour bar
+    bar = ax.figure.axes[1]
+    assert bar.get_ylabel() == "attention weight" and bar.get_ylim() == (0, 1)
+
+
+def test_attention_heatmap_grid_with_one_shared_colour_bar():
+    fig, axes = plt.subplots(1, 3)
+    for ax in axes:
+        viz.attention_heatmap(torch.eye(2), "ab", "ab", ax=ax, cbar=False, cmap="Blues")
+    assert len(fig.axes) == 3  # no colour bar per heatmap
+    bar = viz.weight_colour_bar(fig, axes, cmap="Blues")
+    assert len(fig.axes) == 4 and bar.ax.get_ylabel() == "attention weight"
+    assert bar.mappable.get_clim() == (0, 1) and bar.cmap.name == "Blues"
 
 
 def test_attention_heatmap_colour_bar_annotations_and_mask():
