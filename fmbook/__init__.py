@@ -21,12 +21,15 @@ What lives where (one home for each idea):
                    ``Seq2Seq``, ``SequenceClassification``, ``SkipGram``; the book's Trainer
 * ``adapt/``       adapting a pretrained model: ``probes``, ``features``, ``lora``, ``finetune``
 * ``interpret/``   looking inside: ``hooks`` (the one recorder), ``trace``, ``attention`` maps
-* ``pretrained``   the book's pretrained character BERT (trained from its recipe, cached)
+* ``pretrained``   the book's pretrained character BERT (downloaded and checked, or trained)
 * ``generation``   greedy, temperature, top-k, top-p and beam search: the one sampler
 * ``metrics``      accuracy (the one), perplexity, BLEU and chrF through sacreBLEU
+* ``stats``        intervals over seeds, paired bootstrap and McNemar tests (scipy, statsmodels)
+* ``results``      results one chapter quotes from another, tested against the stored run
 * ``checkpoints``  saving, and the one safe (``weights_only``) loader
 * ``viz``          the plot theme, loss curves, attention heatmaps, the CJK font
-* ``book``         ``show_source`` (whole objects or marked parts), ``setup``, environment
+* ``diagrams``     the book's conceptual diagrams, drawn from code
+* ``book``         ``show_source`` (whole objects or marked parts), ``glue``, ``setup``
 * ``_checks``      argument validation, kept out of the code the chapters show
 """
 

@@ -32,7 +32,14 @@ PARTS = [
     ("chapters/7-trends/index", "Trends and challenges"),
 ]
 FRONT_MATTER = ["book/how-to-use", "book/setup", "book/course-guide"]
-BACK_MATTER = ["book/tools", "book/performance", "book/faq", "book/references", "book/glossary"]
+BACK_MATTER = [
+    "book/notation",
+    "book/tools",
+    "book/performance",
+    "book/faq",
+    "book/references",
+    "book/glossary",
+]
 
 
 def load_yaml(name: str) -> dict:
