@@ -99,8 +99,14 @@ def _source_path(root: Path, doc: str) -> Path:
 
 
 def _index_document(book: Book, doc: str) -> None:
-    texts = _document_text(_source_path(book.root, doc))
+    path = _source_path(book.root, doc)
+    texts = _document_text(path)
     number = book.chapters.get(doc)
+    if path.suffix == ".ipynb":  # figures of code cells (myst-nb), numbered in page order
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        names = [c["metadata"].get("mystnb", {}).get("figure", {}).get("name") for c in cells]
+        for k, name in enumerate(filter(None, names), start=1):
+            book.labels[name] = (doc, f"Figure {number}.{k}" if number else f"Figure {k}")
     exercise = 0
     for text in texts:
         lines = text.splitlines()
