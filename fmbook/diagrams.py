@@ -366,7 +366,7 @@ def pretrain_adapt() -> Figure:
     ways = [
         ("probe", "linear probe\n(frozen features)"),
         ("finetune", "full fine-tuning\n(all weights)"),
-        ("lora", "LoRA\n" + r"($W + BA$, rank $r$)"),
+        ("lora", "LoRA\n" + r"($W + AB$, rank $r$)"),
         ("zeroshot", "zero-/few-shot\n(prompt only)"),
     ]
     ys = [3.6, 2.6, 1.6, 0.6]
