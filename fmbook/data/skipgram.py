@@ -6,7 +6,7 @@ The pieces follow the reference word2vec C code (Mikolov et al. 2013):
   *dynamic* window (each centre draws its reach from ``1..window``);
 * :func:`keep_probabilities` and :func:`subsample`: frequent-word subsampling;
 * :class:`NegativeSampler`: negatives from the noise distribution ``count ** 0.75``;
-* :class:`SkipGramDataModule`: batches ``(center (B,), context (B,), negatives (B, K))``
+* :class:`SkipGramDataModule`: batches ``(center (B,), context (B,), negatives (B, k))``
   for :class:`fmbook.tasks.SkipGram`.
 
 **Fresh pairs every epoch.** The C code (and gensim) subsample and draw the dynamic windows
