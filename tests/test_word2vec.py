@@ -412,3 +412,23 @@ def test_subsampling_is_drawn_afresh_every_epoch():
     sd = math.sqrt(n / 2 * 0.25)
     assert all(abs(k - n / 4) < 5 * sd + 1 for k in kept), kept
     assert len(set(kept)) == 3  # each epoch kept a different number of copies
+
+
+def test_validation_pairs_are_drawn_like_training_pairs_with_fixed_negatives():
+    """Validation estimates the training objective on held-out text: subsampled with the
+    training counts and dynamic windows, drawn once; every pass has the same negatives."""
+    ids = two_topic_corpus(n_blocks=20)
+    val_ids = two_topic_corpus(n_blocks=10, seed=1)
+    dm = SkipGramDataModule(ids, 16, val_ids=val_ids, window=3, subsample_t=0.01, seed=0)
+    dm.setup()
+    full_window = 2 * (3 * len(val_ids) - 6)
+    assert 0 < len(dm.val_pairs) < 0.5 * full_window  # subsampling and dynamic windows
+    first, second = list(dm.val_dataloader()), list(dm.val_dataloader())
+    for a, b in zip(first, second, strict=True):
+        assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    list(dm.train_dataloader())  # training draws do not move the validation negatives
+    third = list(dm.val_dataloader())
+    assert all(torch.equal(a[2], c[2]) for a, c in zip(first, third, strict=True))
+    again = SkipGramDataModule(ids, 16, val_ids=val_ids, window=3, subsample_t=0.01, seed=0)
+    again.setup()
+    assert torch.equal(again.val_pairs, dm.val_pairs)
