@@ -204,6 +204,39 @@ def test_full_batch_sgns_converges_to_shifted_pmi(power):
     assert (model.scores().detach() - target).abs().max() < 1e-3
 
 
+def test_softmax_and_sgns_objectives_have_different_optima():
+    """Negative sampling replaces the softmax objective: at the softmax optimum the scores
+    give p(o | c) = #(c,o) / #c; at the SGNS optimum they are PMI - log k, whose row
+    softmax is not p(o | c)."""
+    torch.manual_seed(0)
+    counts = cooccurrence_matrix(*skipgram_pairs(markov_corpus(), window=2), vocab_size=8)
+    p_o_given_c = counts / counts.sum(1, keepdim=True)
+    fitted = {}
+    for name in ("softmax", "sgns"):
+        model = SkipGramNS(8, 8).double()
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+        for _ in range(600):
+            optimizer.zero_grad()
+            loss = (
+                model.expected_softmax_loss(counts)
+                if name == "softmax"
+                else model.expected_loss(counts, k=3)
+            )
+            loss.backward()
+            optimizer.step()
+        fitted[name] = model.scores().detach()
+    softmax_p = fitted["softmax"].softmax(1)
+    assert (softmax_p - p_o_given_c).abs().max() < 1e-4
+    entropy = -(counts * p_o_given_c.log()).sum() / counts.sum()
+    model = SkipGramNS(8, 8).double()
+    with torch.no_grad():  # the softmax loss at its optimum is the conditional entropy
+        model.V.weight.copy_(torch.eye(8, dtype=torch.float64))
+        model.U.weight.copy_(p_o_given_c.log().T)
+    assert model.expected_softmax_loss(counts).item() == pytest.approx(entropy.item())
+    assert (fitted["sgns"] - shifted_pmi(counts, k=3)).abs().max() < 1e-3
+    assert (fitted["sgns"].softmax(1) - p_o_given_c).abs().max() > 0.05
+
+
 @pytest.mark.slow
 def test_sampled_sgns_correlates_with_shifted_pmi():
     """The same with sampled negatives (noise = context distribution) and minibatches:
@@ -323,3 +356,79 @@ def test_skipgram_task_lowers_the_loss(optimizer):
     assert task.word_vectors().shape == (16, 10)
     with pytest.raises(ValueError, match="optimizer must be one of"):
         SkipGram(16, 10, optimizer="sgd")
+
+
+def _epochs(dm, n_epochs):
+    """The (centre, context) pairs served in each of ``n_epochs`` passes, as (N, 2)."""
+    loader = dm.train_dataloader()
+    return [torch.cat([torch.stack(b[:2], 1) for b in loader]) for _ in range(n_epochs)]
+
+
+def test_dynamic_window_weights_distance_j_by_m_plus_1_minus_j_over_m():
+    """word2vec.c draws each centre's reach b uniformly from 1..m, so a pair at distance j
+    is kept with probability P(b >= j) = (m + 1 - j) / m: 1, 0.8, 0.6, 0.4, 0.2 for m = 5.
+    The data module draws the reaches afresh in every epoch (no subsampling here)."""
+    n, m = 20_000, 5
+    dm = SkipGramDataModule(torch.arange(n), n, window=m, batch_size=8192, seed=0)
+    dm.setup()
+    epochs = _epochs(dm, 2)
+    j = torch.arange(1, m + 1, dtype=torch.float64)
+    possible = 2 * (n - j)  # positions with a partner at distance j, on both sides
+    weight = (m + 1 - j) / m
+    sd = (possible * weight * (1 - weight)).sqrt()
+    for pairs in epochs:  # ids are positions, so o - c is the offset
+        observed = torch.bincount((pairs[:, 1] - pairs[:, 0]).abs(), minlength=m + 1)[1:]
+        assert ((observed - possible * weight).abs() <= 5 * sd + 1e-9).all(), observed
+    first, second = (set(map(tuple, p.tolist())) for p in epochs)
+    assert first != second  # new reaches in epoch 2
+    # a centre keeps its reach within an epoch: its pairs are all distances up to b
+    c, o = epochs[1][:, 0], epochs[1][:, 1]
+    reach = torch.zeros(n, dtype=torch.long).scatter_reduce(0, c, (o - c).abs(), "amax")
+    assert torch.bincount(c, minlength=n)[m:-m].tolist() == (2 * reach[m:-m]).tolist()
+    full = SkipGramDataModule(torch.arange(n), n, window=m, dynamic_window=False)
+    full.setup()
+    fixed = torch.bincount((full.train_pairs[:, 1] - full.train_pairs[:, 0]).abs())[1:]
+    assert torch.equal(fixed.double(), possible)  # the fixed window weights all j alike
+
+
+def test_subsampling_is_drawn_afresh_every_epoch():
+    """Word 0 fills every other position (f = 1/2); t = 1/8 keeps it with probability
+    sqrt(t / f) = 1/2, the rare words always. Fixed window, so only subsampling varies."""
+    n, m = 20_000, 2
+    ids = torch.where(torch.arange(n) % 2 == 0, 0, torch.arange(n) // 2 + 1)
+    dm = SkipGramDataModule(
+        ids, n // 2 + 1, window=m, dynamic_window=False, subsample_t=1 / 8, seed=0
+    )
+    dm.setup()
+    epochs = _epochs(dm, 3)
+    kept = []
+    for pairs in epochs:
+        rare = pairs[:, 0] != 0
+        assert torch.equal(  # every rare word is kept: 2m pairs each (bar the edges)
+            torch.bincount(pairs[rare, 0], minlength=n // 2 + 1)[5:-5],
+            torch.full((n // 2 - 9,), 2 * m),
+        )
+        kept.append((pairs[:, 0] == 0).sum().item() / (2 * m))  # kept copies of word 0
+    sd = math.sqrt(n / 2 * 0.25)
+    assert all(abs(k - n / 4) < 5 * sd + 1 for k in kept), kept
+    assert len(set(kept)) == 3  # each epoch kept a different number of copies
+
+
+def test_validation_pairs_are_drawn_like_training_pairs_with_fixed_negatives():
+    """Validation estimates the training objective on held-out text: subsampled with the
+    training counts and dynamic windows, drawn once; every pass has the same negatives."""
+    ids = two_topic_corpus(n_blocks=20)
+    val_ids = two_topic_corpus(n_blocks=10, seed=1)
+    dm = SkipGramDataModule(ids, 16, val_ids=val_ids, window=3, subsample_t=0.01, seed=0)
+    dm.setup()
+    full_window = 2 * (3 * len(val_ids) - 6)
+    assert 0 < len(dm.val_pairs) < 0.5 * full_window  # subsampling and dynamic windows
+    first, second = list(dm.val_dataloader()), list(dm.val_dataloader())
+    for a, b in zip(first, second, strict=True):
+        assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    list(dm.train_dataloader())  # training draws do not move the validation negatives
+    third = list(dm.val_dataloader())
+    assert all(torch.equal(a[2], c[2]) for a, c in zip(first, third, strict=True))
+    again = SkipGramDataModule(ids, 16, val_ids=val_ids, window=3, subsample_t=0.01, seed=0)
+    again.setup()
+    assert torch.equal(again.val_pairs, dm.val_pairs)

@@ -6,7 +6,7 @@ The pieces follow the reference word2vec C code (Mikolov et al. 2013):
   *dynamic* window (each centre draws its reach from ``1..window``);
 * :func:`keep_probabilities` and :func:`subsample`: frequent-word subsampling;
 * :class:`NegativeSampler`: negatives from the noise distribution ``count ** 0.75``;
-* :class:`SkipGramDataModule`: batches ``(center (B,), context (B,), negatives (B, K))``
+* :class:`SkipGramDataModule`: batches ``(center (B,), context (B,), negatives (B, k))``
   for :class:`fmbook.tasks.SkipGram`.
 
 **Fresh pairs every epoch.** The C code (and gensim) subsample and draw the dynamic windows
@@ -15,10 +15,16 @@ does the same: each pass over its training loader (each epoch) subsamples the id
 the windows afresh, then shuffles the pairs and serves them in batches, each with fresh
 negatives. Batches are cut from the pair tensor by index slicing (no per-pair
 ``__getitem__`` and collate), so the loaders run in the main process.
+
+**Validation** pairs are drawn once, *the same way* as training pairs (subsampled with the
+training counts, dynamic windows), so the validation loss estimates the training objective
+on held-out text; their negatives come from a generator of their own, reset at every pass,
+so every validation pass scores the same pairs against the same negatives.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 
 import lightning as L
@@ -146,16 +152,22 @@ class _Batches:
     the negatives drawn from ``noise`` (a :class:`NegativeSampler`).
 
     Each pass (``iter``) first calls ``draw()`` for the pairs, when given (training: fresh
-    pairs every epoch), and shuffles them with ``shuffle`` (a generator), when given. It has
+    pairs every epoch), and shuffles them with ``shuffle`` (a generator), when given. With
+    ``noise_seed`` the noise generator is reset at the start of every pass. It has
     no ``len``: the number of pairs changes from epoch to epoch, and Lightning then ends an
     epoch when the iterator does.
     """
 
-    def __init__(self, pairs, batch_size, noise, negatives, draw=None, shuffle=None):
+    def __init__(
+        self, pairs, batch_size, noise, negatives, draw=None, shuffle=None, noise_seed=None
+    ):
         self.pairs, self.batch_size, self.draw = pairs, batch_size, draw
         self.noise, self.negatives, self.shuffle = noise, negatives, shuffle
+        self.noise_seed = noise_seed
 
     def __iter__(self):
+        if self.noise_seed is not None:  # the same negatives on every pass
+            self.noise.generator.manual_seed(self.noise_seed)
         pairs = self.pairs if self.draw is None else self.draw()
         if self.shuffle is not None:
             pairs = pairs[torch.randperm(len(pairs), generator=self.shuffle)]
@@ -172,9 +184,11 @@ class SkipGramDataModule(L.LightningDataModule):
     the training ids; ``dynamic_window`` draws each centre's window from ``1..window``. Both
     are drawn afresh for every epoch (:meth:`draw_pairs`); ``train_pairs`` holds the
     current epoch's pairs as an ``(N, 2)`` tensor of (centre, context) rows (``setup``
-    draws the first epoch's). Validation pairs use the full window, without subsampling,
-    and stay fixed. The noise distribution uses the training counts raised to ``power``.
-    All draws come from generators seeded with ``seed``.
+    draws the first epoch's). Validation pairs (``val_pairs``) are drawn once in the same
+    way, from ``val_ids``, with the training counts for subsampling, and stay fixed, as do
+    their negatives. The noise distribution uses the training counts raised to ``power``.
+    All draws come from generators seeded with ``seed`` (training), ``seed + 1``
+    (shuffling) and ``seed + 2`` (validation).
     """
 
     def __init__(
@@ -209,14 +223,20 @@ class SkipGramDataModule(L.LightningDataModule):
         self.counts = torch.bincount(self.train_ids, minlength=self.vocab_size)
         self.train_pairs = self.draw_pairs()
         self._first_epoch = True  # the first pass serves the pairs drawn here
-        if self.val_ids is not None:  # validation pairs: full window, no subsampling
-            self.val_pairs = torch.stack(skipgram_pairs(self.val_ids, self.window), 1)
         self.sampler = NegativeSampler(self.counts, power=self.power, generator=self._generator)
         self._shuffle = torch.Generator().manual_seed(self.seed + 1)
+        if self.val_ids is not None:  # drawn once like the training pairs, own generator
+            self.val_pairs = self.draw_pairs(
+                self.val_ids, torch.Generator().manual_seed(self.seed + 2)
+            )
+            self._val_sampler = copy.copy(self.sampler)
+            self._val_sampler.generator = torch.Generator()
 
-    def draw_pairs(self) -> torch.Tensor:
-        """One epoch's training pairs ``(N, 2)``: subsampling and dynamic windows drawn afresh."""
-        ids, g = self.train_ids, self._generator
+    def draw_pairs(self, ids=None, generator=None) -> torch.Tensor:
+        """One epoch's training pairs ``(N, 2)``: subsampling and dynamic windows drawn afresh
+        (from ``ids`` and ``generator`` when given, else the training ids and generator)."""
+        ids = self.train_ids if ids is None else ids
+        g = self._generator if generator is None else generator
         if self.subsample_t is not None:
             ids = subsample(ids, self.subsample_t, counts=self.counts, generator=g)
         return torch.stack(skipgram_pairs(ids, self.window, self.dynamic_window, g), 1)
@@ -238,7 +258,13 @@ class SkipGramDataModule(L.LightningDataModule):
         ``val_ids`` were given."""
         if self.val_pairs is None:
             return []
-        return _Batches(self.val_pairs, self.batch_size, self.sampler, self.negatives)
+        return _Batches(
+            self.val_pairs,
+            self.batch_size,
+            self._val_sampler,
+            self.negatives,
+            noise_seed=self.seed + 3,
+        )
 
 
 def _as_ids(name, ids, vocab_size) -> torch.Tensor:

@@ -6,20 +6,21 @@ Every word ``w`` has two vectors: an *input* (centre) vector ``v_w`` (the rows o
 *output* (context) vector ``u_w`` (the rows of ``U``). For each observed pair (centre ``c``,
 context ``o``) within a window, SGNS **maximises**
 
-    log σ(u_o · v_c) + Σ_{k=1..K} log σ(−u_k · v_c),        u_k ~ P_n,
+    log σ(u_o · v_c) + Σ_{i=1..k} log σ(−u_{w_i} · v_c),        w_i ~ P_n,
 
-where σ is the logistic sigmoid and the K negative words ``u_k`` are drawn from the *noise
+where σ is the logistic sigmoid and the k negative words ``w_i`` are drawn from the *noise
 distribution* ``P_n(w) ∝ count(w)^{3/4}``: the unigram distribution raised to the power 3/4,
 which Mikolov et al. found better than the plain unigram (α = 1) or uniform (α = 0)
 distribution; it samples rare words more often than their frequency. The loss minimised here
 is the negative of that objective, averaged over the pairs of a batch.
 
-The first term pulls the true context towards the centre; the second pushes K random words
-away. This is *not* a softmax over the vocabulary, and not the form
-"Σ softmax(similarity(w, word) / √|context|)" that appears in some introductions: that
-expression is neither word2vec's skip-gram (whose full-softmax version is
-``p(o | c) = exp(u_o·v_c) / Σ_w exp(u_w·v_c)``, with no √|context| scaling) nor its
-negative-sampling approximation above.
+The first term pulls the true context towards the centre; the second pushes k random words
+away. This is *not* a softmax over the vocabulary, and it does not approximate one: it is a
+different objective, k + 1 binary classifications, whose optimum is a shifted PMI (below),
+not ``log p(o | c)``. (Noise-contrastive estimation, NCE, is the sampled objective that does
+approximate the softmax's maximum-likelihood solution.) The full-softmax skip-gram is
+``p(o | c) = exp(u_o·v_c) / Σ_w exp(u_w·v_c)``, with no √|context| scaling; the form
+"Σ softmax(similarity(w, word) / √|context|)" that appears in some introductions is neither.
 
 What SGNS learns
 ----------------
@@ -27,10 +28,10 @@ Levy & Goldberg (2014) showed that, when the dimension is large enough for every
 set freely and the negatives follow the context distribution ``P_D(o) = #o / |D|``, the
 optimum of the objective summed over a corpus satisfies
 
-    u_o · v_c = PMI(c, o) − log K,     PMI(c, o) = log( #(c,o) · |D| / (#c · #o) ),
+    u_o · v_c = PMI(c, o) − log k,     PMI(c, o) = log( #(c,o) · |D| / (#c · #o) ),
 
 a *shifted* pointwise mutual information matrix (:func:`shifted_pmi`). With ``P_n ∝ count^α``
-the shift becomes ``log( #(c,o) / (#c · K · P_n(o)) )``.
+the shift becomes ``log( #(c,o) / (#c · k · P_n(o)) )``.
 
 Pieces
 ------
@@ -38,7 +39,8 @@ Pieces
   gradients, for teaching and for checking against autograd.
 * :class:`SkipGramNS`: the model (``V`` and ``U`` as ``nn.Embedding``), trained with sampled
   negatives (:meth:`SkipGramNS.forward`) or full-batch on a co-occurrence matrix
-  (:meth:`SkipGramNS.expected_loss`).
+  (:meth:`SkipGramNS.expected_loss`); :meth:`SkipGramNS.expected_softmax_loss` is the
+  full-softmax objective on the same scores, for comparison.
 * :func:`cooccurrence_matrix`, :func:`shifted_pmi`, :func:`most_similar`.
 
 The training data (pairs, subsampling, negative sampling, the data module) live in
@@ -61,7 +63,7 @@ from ..data.skipgram import _check_ids
 def sgns_loss_and_grads(v_c: torch.Tensor, u_o: torch.Tensor, u_neg: torch.Tensor):
     """The SGNS loss of (centre, context) pairs and its gradients, written out by hand.
 
-    Shapes: ``v_c`` and ``u_o`` are ``(..., d)``, ``u_neg`` is ``(..., K, d)`` (the same
+    Shapes: ``v_c`` and ``u_o`` are ``(..., d)``, ``u_neg`` is ``(..., k, d)`` (the same
     leading dims). With ``s_o = u_o·v_c`` and ``s_k = u_k·v_c`` the loss of a pair is
 
         L = −log σ(s_o) − Σ_k log σ(−s_k)
@@ -77,7 +79,7 @@ def sgns_loss_and_grads(v_c: torch.Tensor, u_o: torch.Tensor, u_neg: torch.Tenso
     """
     _check_sgns_args(v_c, u_o, u_neg)
     s_o = (u_o * v_c).sum(-1)  # (...)
-    s_neg = (u_neg @ v_c.unsqueeze(-1)).squeeze(-1)  # (..., K)
+    s_neg = (u_neg @ v_c.unsqueeze(-1)).squeeze(-1)  # (..., k)
     loss = -F.logsigmoid(s_o) - F.logsigmoid(-s_neg).sum(-1)
     g_o = torch.sigmoid(s_o) - 1.0  # dL/ds_o = −(1 − σ(s_o))
     g_neg = torch.sigmoid(s_neg)  # dL/ds_k = σ(s_k)
@@ -102,7 +104,7 @@ def _check_sgns_args(v_c, u_o, u_neg):
         or (u_neg.shape[-1] != v_c.shape[-1])
     ):
         raise ValueError(
-            f"u_neg must have shape (..., K, d) = {(*v_c.shape[:-1], 'K', v_c.shape[-1])}, "
+            f"u_neg must have shape (..., k, d) = {(*v_c.shape[:-1], 'k', v_c.shape[-1])}, "
             f"got {tuple(u_neg.shape)}"
         )
 
@@ -144,7 +146,7 @@ class SkipGramNS(nn.Module):
 
     def forward(self, center, context, negatives) -> torch.Tensor:
         """Mean SGNS loss (negative objective) of the pairs ``(center[i], context[i])``
-        with negatives ``negatives[i, :]``: shapes ``(B,)``, ``(B,)``, ``(B, K)``."""
+        with negatives ``negatives[i, :]``: shapes ``(B,)``, ``(B,)``, ``(B, k)``."""
         return self.loss(center, context, negatives)
 
     def loss(self, center, context, negatives) -> torch.Tensor:
@@ -152,7 +154,7 @@ class SkipGramNS(nn.Module):
         _check_batch(center, context, negatives, self.vocab_size)
         v_c = self.V(center)  # (B, d)
         s_o = (self.U(context) * v_c).sum(-1)  # (B,)
-        s_neg = torch.bmm(self.U(negatives), v_c.unsqueeze(-1)).squeeze(-1)  # (B, K)
+        s_neg = torch.bmm(self.U(negatives), v_c.unsqueeze(-1)).squeeze(-1)  # (B, k)
         return -(F.logsigmoid(s_o) + F.logsigmoid(-s_neg).sum(-1)).mean()
 
     def scores(self) -> torch.Tensor:
@@ -176,6 +178,19 @@ class SkipGramNS(nn.Module):
         positive = (counts * F.logsigmoid(s)).sum()
         negative = k * (counts.sum(1, keepdim=True) * noise[None, :] * F.logsigmoid(-s)).sum()
         return -(positive + negative) / counts.sum()
+
+    def expected_softmax_loss(self, cooccurrence: torch.Tensor) -> torch.Tensor:
+        """The full-softmax skip-gram loss of a whole corpus, per pair, with the same scores:
+
+            −Σ_{c,o} #(c,o) log p(o | c) / |D|,   p(o | c) = softmax_o(v_c·u_o).
+
+        Its optimum, with enough dimensions, is ``p(o | c) = #(c,o) / #c``: the scores equal
+        ``log p(o | c)`` up to a constant per centre word. The SGNS optimum
+        (:meth:`expected_loss`) is a different matrix, :func:`shifted_pmi`.
+        """
+        counts = _check_cooccurrence(cooccurrence, self.vocab_size)
+        log_p = torch.log_softmax(self.scores().to(counts.dtype), dim=1)
+        return -(counts * log_p).sum() / counts.sum()
 
     def word_vectors(self) -> torch.Tensor:
         """The input vectors ``V`` (a detached copy), one row per word."""

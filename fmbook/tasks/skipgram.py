@@ -1,7 +1,7 @@
 """Word2vec training with Lightning: the :class:`SkipGram` task.
 
 :class:`SkipGram` trains :class:`~fmbook.models.word2vec.SkipGramNS` on batches
-``(center (B,), context (B,), negatives (B, K))``, as served by
+``(center (B,), context (B,), negatives (B, k))``, as served by
 :class:`fmbook.data.skipgram.SkipGramDataModule` (fresh pairs every epoch, fresh
 negatives every batch).
 """
