@@ -88,12 +88,14 @@ notebooks: install
 site: book browser
 	$(PY) -m pytest -q -m site tests/test_site.py
 
-# Debian's chromium for the site test; installed here when missing and we are root (CI).
+# Debian's chromium for the site test, and fonts-noto-cjk so that Chinese characters render
+# in the browser and in figures; installed here when missing and we are root (CI).
 browser:
-	@command -v chromium >/dev/null || { \
+	@{ command -v chromium >/dev/null && fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; } || { \
 	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	    else echo "make browser: install chromium (e.g. apt-get install chromium)" >&2; exit 1; fi; }
+	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	            chromium fonts-noto-cjk fontconfig >/dev/null; \
+	    else echo "make browser: install chromium and fonts-noto-cjk (apt-get install ...)" >&2; exit 1; fi; }
 
 test: lint unit notebooks site
 
