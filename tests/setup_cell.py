@@ -8,7 +8,9 @@ The repository URL lives only in ``_config.yml``; the version only in ``pyprojec
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -38,6 +40,38 @@ if installed != FMBOOK_VERSION or "FMBOOK_PIP" in os.environ:
 import fmbook
 
 fmbook.setup()"""
+
+
+# A fresh environment's torch: $TORCH, else the pin in constraints.txt (the Makefile's choice).
+TORCH = os.environ.get("TORCH") or next(
+    line.strip()
+    for line in (ROOT / "constraints.txt").read_text().splitlines()
+    if line.startswith("torch==")
+)
+
+# Runs one notebook top to bottom in a fresh environment's own kernel (python -c, argv[1]).
+RUN_NOTEBOOK = """
+import sys, time, nbformat
+from nbclient import NotebookClient
+nb = nbformat.read(sys.argv[1], as_version=4)
+start = time.perf_counter()
+NotebookClient(nb, timeout=1200, kernel_name="python3", resources={"metadata": {"path": "."}}).execute()
+nbformat.write(nb, sys.argv[1])
+print(f"EXECUTED in {time.perf_counter() - start:.1f} s")
+"""
+
+
+def run_clean(cmd, env=None, **kwargs):
+    """Run ``cmd``; by default without this process's PYTHONPATH, through which pip would
+    take a source checkout (its fmbook.egg-info, left by the wheel build) for an installed
+    fmbook and skip installing the wheel."""
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, **kwargs)
+    assert result.returncode == 0, (
+        f"{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
+    return result.stdout
 
 
 def repository_url() -> str:

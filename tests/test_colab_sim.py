@@ -20,7 +20,6 @@ import hashlib
 import importlib.util
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,20 +37,9 @@ CHAPTERS = [
     "chapters/2-concepts/encoder-decoder.ipynb",
     "chapters/3-algorithms/masked-lm.ipynb",
 ]
-TORCH = os.environ.get("TORCH") or next(
-    line.strip()
-    for line in (ROOT / "constraints.txt").read_text().splitlines()
-    if line.startswith("torch==")
-)
-RUN_NOTEBOOK = """
-import sys, time, nbformat
-from nbclient import NotebookClient
-nb = nbformat.read(sys.argv[1], as_version=4)
-start = time.perf_counter()
-NotebookClient(nb, timeout=1200, kernel_name="python3", resources={"metadata": {"path": "."}}).execute()
-nbformat.write(nb, sys.argv[1])
-print(f"EXECUTED in {time.perf_counter() - start:.1f} s")
-"""
+TORCH = setup_cell.TORCH
+RUN_NOTEBOOK = setup_cell.RUN_NOTEBOOK
+run = setup_cell.run_clean
 
 
 def colab_notebook(path: str, folder) -> Path:
@@ -60,19 +48,6 @@ def colab_notebook(path: str, folder) -> Path:
     if not generated.is_file():
         load_tool("colab").build(Path(folder))
     return generated
-
-
-def run(cmd, env=None, **kwargs):
-    """Run ``cmd``; by default without this process's PYTHONPATH, through which pip would
-    take a source checkout (its fmbook.egg-info, left by the wheel build) for an installed
-    fmbook and skip installing the wheel."""
-    if env is None:
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, **kwargs)
-    assert result.returncode == 0, (
-        f"{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    )
-    return result.stdout
 
 
 def load_tool(name):

@@ -4,9 +4,7 @@ Build a wheel of fmbook, install it into a new virtual environment, copy one cha
 into an empty folder and run it there, top to bottom, in the smoke profile.
 """
 
-import os
 import shutil
-import subprocess
 import sys
 
 import pytest
@@ -14,34 +12,10 @@ import setup_cell
 
 ROOT = setup_cell.ROOT
 CHAPTER = ROOT / "chapters" / "3-algorithms" / "pretraining-gpt.ipynb"
-# the Makefile's choice: $TORCH, else the pin in constraints.txt (CPU build here)
-TORCH = os.environ.get("TORCH") or next(
-    line.strip()
-    for line in (ROOT / "constraints.txt").read_text().splitlines()
-    if line.startswith("torch==")
-)
+TORCH = setup_cell.TORCH
 
-RUN_NOTEBOOK = """
-import sys, time, nbformat
-from nbclient import NotebookClient
-nb = nbformat.read(sys.argv[1], as_version=4)
-start = time.perf_counter()
-NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": "."}}).execute()
-print(f"EXECUTED in {time.perf_counter() - start:.1f}")
-"""
-
-
-def run(cmd, env=None, **kwargs):
-    """Run ``cmd``; by default without this process's PYTHONPATH, through which pip would
-    take a source checkout (its fmbook.egg-info, left by the wheel build) for an installed
-    fmbook and skip installing the wheel."""
-    if env is None:
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, **kwargs)
-    assert result.returncode == 0, (
-        f"{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    )
-    return result.stdout
+RUN_NOTEBOOK = setup_cell.RUN_NOTEBOOK
+run = setup_cell.run_clean
 
 
 @pytest.mark.slow
