@@ -91,3 +91,22 @@ def test_learns_to_reverse_sequences_and_translates_greedily():
     ]
     assert sum(exact) >= 45, f"{sum(exact)}/50 reversed exactly"
     assert model.training  # translate restores the mode
+
+
+def test_unconditioned_decoder_ignores_the_source():
+    torch.manual_seed(0)
+    model = small_model(condition_on_source=False)
+    g = torch.Generator().manual_seed(0)
+    src, tgt_in, tgt_out, _ = reversal_batch(4, g)
+    other = torch.where(src == PAD, PAD, 3 + (src - 3 + 1) % N_SYMBOLS)  # every token changed
+    assert torch.equal(model(src, tgt_in), model(other, tgt_in))
+    out = model.translate(src, max_len=6, bos_id=BOS, eos_id=EOS)
+    assert (out == out[:1]).all()  # the same sentence for every source
+    model.loss(src, tgt_in, tgt_out).backward()
+    assert all(p.grad is None for p in model.encoder.parameters())
+    assert model.head.weight.grad is not None
+    conditioned = small_model()
+    conditioned.load_state_dict(model.state_dict())  # same parameters, bug fixed
+    assert not torch.allclose(conditioned(src, tgt_in), conditioned(other, tgt_in))
+    with pytest.raises(ValueError, match="condition_on_source"):
+        small_model(condition_on_source=1)

@@ -15,10 +15,21 @@ The code example of the book's source outline had two bugs that this module avoi
    that never saw the input: it can learn the target distribution but cannot translate.
    Here ``forward`` passes the encoder state to the decoder; ``tests/test_lstm_seq2seq.py``
    checks that changing the source changes the logits.
-2. **The targets were one-hot float vectors.** ``cross_entropy`` with float targets treats
-   them as class *probabilities*; combined with padding this trained on pad positions and
-   wasted memory (a ``V``-wide vector per token). The loss here takes integer ids and
-   ``ignore_index=pad_id``, so padded positions contribute nothing.
+2. **The loss and the targets did not match.** The outline used a one-hot loss
+   (Keras' ``categorical_crossentropy``, which expects a ``V``-wide probability vector per
+   token) with *integer* target ids. The loss here takes integer ids, as
+   ``F.cross_entropy`` does, with ``ignore_index=pad_id``, so padded positions contribute
+   nothing (a one-hot target has no ``ignore_index``: pads are either trained on or
+   silently counted in the mean). The chapter ``5-practice/lstm-seq2seq`` shows what each
+   mismatch does.
+
+Reproducing bug 1
+-----------------
+``LSTMSeq2Seq(..., condition_on_source=False)`` rebuilds the first bug on purpose: the
+encoder is built (as in the buggy code) but its state is dropped, so the decoder starts
+from zeros. The model is then a language model of the targets: its logits do not depend on
+``src`` at all, and greedy decoding returns the same sentence for every source. The
+encoder's parameters receive no gradient.
 
 Padding
 -------
@@ -52,6 +63,9 @@ class LSTMSeq2Seq(nn.Module):
     """Embedding + LSTM encoder, embedding + LSTM decoder started from the encoder's final
     ``(h, c)``, and a linear head to target-vocabulary logits.
 
+    ``condition_on_source=False`` reproduces the outline's bug: the decoder starts from the
+    zero state, so the model ignores the source (a language model of the targets).
+
     ``forward(src, tgt_in, src_pad_mask=None) -> logits (B, T_tgt, tgt_vocab_size)``;
     :meth:`translate` decodes greedily.
     """
@@ -65,8 +79,14 @@ class LSTMSeq2Seq(nn.Module):
         num_layers: int = 1,
         dropout: float = 0.0,
         pad_id: int = 0,
+        condition_on_source: bool = True,
     ):
         super().__init__()
+        if not isinstance(condition_on_source, bool):
+            raise ValueError(
+                f"condition_on_source must be True or False, got {condition_on_source!r}"
+            )
+        self.condition_on_source = condition_on_source
         _checks.positive_ints(
             src_vocab_size=src_vocab_size,
             tgt_vocab_size=tgt_vocab_size,
@@ -109,6 +129,14 @@ class LSTMSeq2Seq(nn.Module):
         _, (h, c) = self.encoder(packed)
         return h, c
 
+    def initial_state(self, src: torch.Tensor, src_pad_mask: torch.Tensor | None = None):
+        """The decoder's starting state: the encoder's final ``(h, c)``, or ``None`` (zeros,
+        the bug) when ``condition_on_source`` is False."""
+        if not self.condition_on_source:
+            _checks.ids(src, self.src_vocab_size, "src", any_int=True)
+            return None
+        return self.encode(src, src_pad_mask)
+
     # ------------------------------------------------------------------ decoder
 
     def decode(self, tgt_in: torch.Tensor, state):
@@ -118,9 +146,10 @@ class LSTMSeq2Seq(nn.Module):
         return self.head(self.dropout(out)), state
 
     def forward(self, src, tgt_in, src_pad_mask=None) -> torch.Tensor:
-        """Teacher-forced logits ``(B, T_tgt, tgt_vocab_size)``, conditioned on ``src``."""
+        """Teacher-forced logits ``(B, T_tgt, tgt_vocab_size)``, conditioned on ``src``
+        (unless ``condition_on_source`` is False)."""
         _checks.seq2seq_call(self, src, tgt_in)
-        logits, _ = self.decode(tgt_in, self.encode(src, src_pad_mask))
+        logits, _ = self.decode(tgt_in, self.initial_state(src, src_pad_mask))
         return logits
 
     def loss(self, src, tgt_in, tgt_out, src_pad_mask=None) -> torch.Tensor:
@@ -139,7 +168,7 @@ class LSTMSeq2Seq(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            state = self.encode(src, src_pad_mask)
+            state = self.initial_state(src, src_pad_mask)
             token = torch.full((src.shape[0], 1), bos_id, dtype=torch.long, device=src.device)
             done = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
             out = []
