@@ -307,7 +307,7 @@ def run_tests(*node_ids: str, root: str | os.PathLike | None = None, timeout: fl
         raise ValueError("name at least one test, e.g. 'tests/test_gpt.py::test_name'")
     drop = ("PYTHONPATH", "PYTHONHOME", "MPLBACKEND")
     env = {k: v for k, v in os.environ.items() if k not in drop}
-    cmd = [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", *node_ids]
+    cmd = [sys.executable, "-m", "pytest", "-v", "--color=no", "-p", "no:cacheprovider", *node_ids]
     done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
     outcomes = {m[1]: m[2].lower() for m in _OUTCOME.finditer(done.stdout)}
     if not outcomes:
