@@ -297,7 +297,8 @@ def run_tests(*node_ids: str, root: str | os.PathLike | None = None, timeout: fl
 
     ``node_ids`` are relative to ``root`` (default: :func:`repository_root`), e.g.
     ``"tests/test_gpt.py::test_name"``. The process starts in ``root`` with this process's
-    environment minus ``PYTHONPATH`` and the notebook's plotting backend, so it imports the
+    environment minus ``PYTHONPATH``, the notebook's plotting backend and the variables of
+    a pytest that runs the notebook (``PYTEST_*``), so it imports the
     ``fmbook`` found in ``root`` -- a changed copy of the repository tests that copy.
     """
     root = repository_root() if root is None else Path(root)
@@ -305,8 +306,8 @@ def run_tests(*node_ids: str, root: str | os.PathLike | None = None, timeout: fl
         raise ValueError("no source checkout to run tests in: git clone the book's repository")
     if not node_ids:
         raise ValueError("name at least one test, e.g. 'tests/test_gpt.py::test_name'")
-    drop = ("PYTHONPATH", "PYTHONHOME", "MPLBACKEND")
-    env = {k: v for k, v in os.environ.items() if k not in drop}
+    drop = ("PYTHONPATH", "PYTHONHOME", "MPLBACKEND")  # and a calling pytest's PYTEST_*
+    env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("PYTEST_")}
     cmd = [sys.executable, "-m", "pytest", "-v", "--color=no", "-p", "no:cacheprovider", *node_ids]
     done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
     outcomes = {m[1]: m[2].lower() for m in _OUTCOME.finditer(done.stdout)}
