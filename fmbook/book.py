@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import inspect
 import os
 import platform
 import re
+import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import torch
 
@@ -46,18 +49,77 @@ def _parts(text: str, where: str) -> tuple[str, dict[str, str]]:
     return "\n".join(kept) + "\n", parts
 
 
+def repository_root() -> Path | None:
+    """The source checkout this ``fmbook`` was imported from (the folder that holds
+    ``fmbook/``, ``tests/`` and ``pyproject.toml``), or None for an installed package
+    (as on Colab), which comes without the tests."""
+    root = Path(__file__).resolve().parents[1]
+    return root if (root / "tests").is_dir() and (root / "pyproject.toml").is_file() else None
+
+
+def _node_file(path: str) -> Path:
+    """The file of a test id's path: as given, else under the current folder, else under
+    the repository root."""
+    candidates = [Path(path)]
+    if not Path(path).is_absolute():
+        candidates = [Path.cwd() / path]
+        if repository_root() is not None:
+            candidates.append(repository_root() / path)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise ValueError(
+        f"no file {path!r} here or in a source checkout: the tests live in the book's "
+        "repository (git clone it), not in the installed package"
+    )
+
+
+def node_source(node_id: str) -> str:
+    """The source of a test (or any function or class) named by a pytest node id,
+    ``"tests/test_gpt.py::test_name"`` or ``"path.py::Class::method"``, with its
+    decorators, dedented. The file is parsed, not imported; a parametrized id's
+    ``[...]`` suffix is ignored."""
+    path, *names = node_id.split("::")
+    if not names:
+        raise ValueError(f"{node_id!r} is not a node id 'path.py::name'")
+    text = _node_file(path).read_text(encoding="utf-8")
+    node = ast.parse(text)
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    for name in (re.sub(r"\[.*\]$", "", n) for n in names):
+        found = {c.name: c for c in getattr(node, "body", []) if isinstance(c, kinds)}
+        if name not in found:
+            raise ValueError(f"{node_id}: no {name!r} here; there are {sorted(found)}")
+        node = found[name]
+    lines = text.splitlines()
+    start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+    end, indent = node.end_lineno, _indent(lines[node.lineno - 1])
+    while end < len(lines) and lines[end].lstrip().startswith("#") and _indent(lines[end]) > indent:
+        end += 1  # comments that close the body, e.g. a '# </show name>' marker
+    return textwrap.dedent("\n".join(lines[start - 1 : end]))
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
 def source(obj, part: str | None = None) -> str:
     """The source code of a function, class or module of the package, dedented, without
     its ``# <show name>`` / ``# </show name>`` marker comments; with ``part``, only the
-    lines between that pair of markers."""
+    lines between that pair of markers. ``obj`` may also be a pytest node id, e.g.
+    ``"tests/test_gpt.py::test_name"`` (see :func:`node_source`)."""
+    if isinstance(obj, str) and "::" in obj:
+        text, parts = _parts(node_source(obj), obj)
+        return text if part is None else _part(parts, part, obj)
     try:
         text = textwrap.dedent(inspect.getsource(obj))
     except (TypeError, OSError) as err:
         raise ValueError(f"cannot show the source of {obj!r}: {err}") from None
     where = getattr(obj, "__qualname__", getattr(obj, "__name__", repr(obj)))
     text, parts = _parts(text, where)
-    if part is None:
-        return text
+    return text if part is None else _part(parts, part, where)
+
+
+def _part(parts: dict[str, str], part: str, where: str) -> str:
     if part not in parts:
         raise ValueError(
             f"{where} has no part {part!r} marked '# <show {part}>'; "
@@ -84,7 +146,9 @@ def fold_listing(code: str) -> str:
 def show_source(obj, *, part: str | None = None):
     """Display the real source of ``obj`` in a notebook (instead of pasting a copy).
 
-    The whole function, class or module is shown, unless ``part`` names a part of it marked
+    ``obj`` is a function, class or module, or a pytest node id such as
+    ``"tests/test_gpt.py::test_name"`` (a test, read from the file without importing it).
+    The whole object is shown, unless ``part`` names a part of it marked
     in the source by a pair of full-line comments::
 
         # <show name>
@@ -100,8 +164,11 @@ def show_source(obj, *, part: str | None = None):
     from IPython.display import Markdown
 
     text = source(obj, part)
-    name = getattr(obj, "__qualname__", getattr(obj, "__name__", repr(obj)))
-    module = getattr(obj, "__module__", None) or getattr(obj, "__name__", "")
+    if isinstance(obj, str):  # a pytest node id
+        module, name = None, obj
+    else:
+        name = getattr(obj, "__qualname__", getattr(obj, "__name__", repr(obj)))
+        module = getattr(obj, "__module__", None) or getattr(obj, "__name__", "")
     header = f"# {module}.{name}" if module and module != name else f"# {name}"
     if part is not None:
         header += f" ({part})"
@@ -109,12 +176,27 @@ def show_source(obj, *, part: str | None = None):
     return Markdown(code)
 
 
+def accelerator() -> str:
+    """The accelerator the book's Trainer uses (Lightning's ``accelerator="auto"``):
+    ``"cuda"`` (an NVIDIA GPU, or an AMD one through a ROCm build of torch), else ``"mps"``
+    (Apple silicon), else ``"cpu"``."""
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
 def environment() -> dict[str, str]:
     """What this notebook runs on: versions, device and the active profile."""
     import lightning
 
-    if torch.cuda.is_available():
+    kind = accelerator()
+    if kind == "cuda":
         dev = f"cuda ({torch.cuda.get_device_name(0)})"
+    elif kind == "mps":
+        dev = "mps (Apple GPU)"
     else:
         dev = f"cpu ({torch.get_num_threads()} threads)"
     return {
@@ -203,3 +285,35 @@ def glue(name: str, value, *, display: bool = False):
         return value
     _glue(name, value, display=display)
     return value
+
+
+_OUTCOME = re.compile(r"^(\S+::\S+) (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b", re.M)
+
+
+def run_tests(*node_ids: str, root: str | os.PathLike | None = None, timeout: float = 600):
+    """Run tests with pytest in a fresh Python process and return ``{node id: outcome}``,
+    the outcome being ``"passed"``, ``"failed"``, ``"error"``, ``"skipped"``, ``"xfail"``
+    or ``"xpass"`` (a parametrized test gives one entry per case).
+
+    ``node_ids`` are relative to ``root`` (default: :func:`repository_root`), e.g.
+    ``"tests/test_gpt.py::test_name"``. The process starts in ``root`` with this process's
+    environment minus ``PYTHONPATH``, the notebook's plotting backend and the variables of
+    a pytest that runs the notebook (``PYTEST_*``), so it imports the
+    ``fmbook`` found in ``root`` -- a changed copy of the repository tests that copy.
+    """
+    root = repository_root() if root is None else Path(root)
+    if root is None or not Path(root).is_dir():
+        raise ValueError("no source checkout to run tests in: git clone the book's repository")
+    if not node_ids:
+        raise ValueError("name at least one test, e.g. 'tests/test_gpt.py::test_name'")
+    drop = ("PYTHONPATH", "PYTHONHOME", "MPLBACKEND")  # and a calling pytest's PYTEST_*
+    env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("PYTEST_")}
+    cmd = [sys.executable, "-m", "pytest", "-v", "--color=no", "-p", "no:cacheprovider", *node_ids]
+    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+    outcomes = {m[1]: m[2].lower() for m in _OUTCOME.finditer(done.stdout)}
+    if not outcomes:
+        raise RuntimeError(
+            f"pytest ran no test (exit code {done.returncode}):\n"
+            f"{done.stdout[-2000:]}{done.stderr[-2000:]}"
+        )
+    return outcomes
