@@ -71,8 +71,10 @@ lint: install
 	$(VENV)/bin/ruff format --check fmbook tests tools book/_ext
 
 # Unit tests, notebook structure, the fresh-venv run of a chapter. (Site tests need the build.)
+# Two workers, one test file each (loadfile): the slow files (the Colab simulation, the
+# fresh venv, DDP) run beside the rest instead of after it.
 unit: install
-	$(PY) -m pytest -q -m "not site" tests
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=10 -m "not site" tests
 
 # The unit tests without those marked slow (training runs, a wheel build): a quick check while editing.
 unit-fast: install
