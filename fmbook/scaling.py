@@ -355,6 +355,10 @@ def _fsdp_worker(rank: int, world: int, port: int, folder: str, make_model, batc
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
+    # A forked child must not use the OpenMP thread pool its parent started (it would wait
+    # forever on the parent's threads, which fork does not copy): one thread per process,
+    # as Lightning's DDP sets too.
+    torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
