@@ -27,5 +27,5 @@ class CausalLM(AdamWCosineTask):
         x, y = batch
         _, loss = self.model(x, y)
         # weighting by batch size makes the epoch mean the exact mean over tokens
-        self.log("val_loss", loss, prog_bar=True, batch_size=x.size(0))
+        self.log("val_loss", loss, prog_bar=True, batch_size=x.size(0), sync_dist=True)
         return loss
