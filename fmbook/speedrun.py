@@ -53,9 +53,12 @@ __all__ = [
     "load_data",
     "lr_multiplier",
     "main",
+    "build",
     "make_optimizers",
+    "random_windows",
     "run",
     "step_budget",
+    "train_step",
 ]
 
 
@@ -268,14 +271,17 @@ def make_optimizers(model: GPT, recipe: Recipe) -> list[torch.optim.Optimizer]:
     return [muon, adamw]
 
 
-def _build(recipe: Recipe, vocab_size: int):
+def build(recipe: Recipe, vocab_size: int):
+    """The model of ``recipe``, the module to call in training (compiled if asked) and
+    the optimisers."""
     model = GPT(recipe.config(vocab_size))
     optimizers = make_optimizers(model, recipe)
     step_fn = torch.compile(model) if recipe.compile else model
     return model, step_fn, optimizers
 
 
-def _train_step(step_fn, optimizers, x, y) -> float:
+def train_step(step_fn, optimizers, x, y) -> float:
+    """One optimiser step on inputs x and targets y (B, T); returns the loss."""
     _, loss = step_fn(x, y)
     for opt in optimizers:
         opt.zero_grad(set_to_none=True)
@@ -314,19 +320,19 @@ def calibrate(recipe: Recipe, *, repeats: int = 5, steps: int = 3, threads: int 
     g = torch.Generator().manual_seed(0)
     with _threads(threads):
         torch.manual_seed(0)
-        _, step_fn, optimizers = _build(recipe, vocab)
+        _, step_fn, optimizers = build(recipe, vocab)
         out, compile_seconds = {}, 0.0
         for b in dict.fromkeys(recipe.batch_sizes):  # distinct, in order
             x, y = random_windows(train, b, recipe.block_size, g)
             start = time.process_time()
-            _train_step(step_fn, optimizers, x, y)
+            train_step(step_fn, optimizers, x, y)
             first = time.process_time() - start
-            _train_step(step_fn, optimizers, x, y)
+            train_step(step_fn, optimizers, x, y)
             best = math.inf
             for _ in range(repeats):
                 start = time.process_time()
                 for _ in range(steps):
-                    _train_step(step_fn, optimizers, x, y)
+                    train_step(step_fn, optimizers, x, y)
                 best = min(best, (time.process_time() - start) / steps)
             out[b] = best
             if recipe.compile:
@@ -374,7 +380,7 @@ def run(
     start = time.perf_counter()
     with _threads(threads):
         seed_everything(seed)
-        model, step_fn, optimizers = _build(recipe, vocab)
+        model, step_fn, optimizers = build(recipe, vocab)
         bases = [[group["lr"] for group in opt.param_groups] for opt in optimizers]
         g = torch.Generator().manual_seed(seed)
         step, clock, tokens, curve = 0, timing.get("compile_seconds", 0.0), 0, []
@@ -384,7 +390,7 @@ def run(
                 for opt, base in zip(optimizers, bases, strict=True):
                     for group, lr in zip(opt.param_groups, base, strict=True):
                         group["lr"] = lr * factor
-                loss = _train_step(
+                loss = train_step(
                     step_fn, optimizers, *random_windows(train, b, recipe.block_size, g)
                 )
                 if not math.isfinite(loss):
@@ -455,13 +461,19 @@ def record(
     *,
     threads: int | None = 1,
     val_tokens: int | None = None,
+    repeats: int = 5,
     log=print,
 ) -> dict:
     """Calibrate and run each variant for ``seconds`` with every seed; a JSON-able record
     with the provenance, each recipe and its hash, step times, steps and val losses."""
-    out = {"provenance": provenance(threads), "seconds": seconds, "variants": {}}
+    out = {
+        "provenance": provenance(threads),
+        "seconds": seconds,
+        "val_tokens": val_tokens,
+        "variants": {},
+    }
     for name, recipe in variants.items():
-        timing = calibrate(recipe, threads=threads)
+        timing = calibrate(recipe, threads=threads, repeats=repeats)
         runs = [
             run(recipe, seconds, s, timing=timing, threads=threads, val_tokens=val_tokens)
             for s in seeds
@@ -490,6 +502,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--variants", nargs="+", default=["baseline", "recipe"])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--val-tokens", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     unknown = [v for v in args.variants if v not in VARIANTS]
@@ -501,6 +514,7 @@ def main(argv: list[str] | None = None) -> dict:
         args.seeds,
         threads=args.threads,
         val_tokens=args.val_tokens,
+        repeats=args.repeats,
     )
     args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     return result

@@ -105,6 +105,8 @@ def test_main_writes_record(tmp_path, monkeypatch):
             "tiny",
             "--val-tokens",
             "300",
+            "--repeats",
+            "1",
             "--out",
             str(out),
         ]
