@@ -142,7 +142,10 @@ class Recipe:
 # The pretraining chapter's recipe (Part 3), its schedule stretched to the step budget.
 BASELINE = Recipe()
 
-# The winning recipe: every change below helped at 60 s (see the speedrun chapter).
+# The winning recipe at 60 s (see the speedrun chapter): Muon, a higher learning rate and
+# smaller batches gave the large gains; the architecture changes are those of the modern
+# speedruns. Tuned with single-seed runs of 60 s (batch 8 against 16, Muon's learning
+# rate 0.03 against 0.05, AdamW's 0.01 against 0.02).
 RECIPE = BASELINE.replace(
     positions="rope",
     norm="rms",
@@ -150,7 +153,7 @@ RECIPE = BASELINE.replace(
     qk_norm=True,
     bias=False,
     optimizer="muon",
-    lr=0.01,
+    lr=0.02,
     muon_lr=0.03,
     weight_decay=0.0,
     schedule="wsd",
