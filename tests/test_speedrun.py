@@ -115,3 +115,12 @@ def test_main_writes_record(tmp_path, monkeypatch):
     v = rec["variants"]["tiny"]
     assert v["hash"] == TINY.hash() and len(v["val_loss"]) == 2 and v["steps"] >= 1
     assert {"torch", "cpu", "threads", "date", "fmbook_commit"} <= set(rec["provenance"])
+
+
+def test_cpu_seconds_counts_this_process_and_finished_children():
+    import subprocess
+    import sys
+
+    before = speedrun.cpu_seconds()
+    subprocess.run([sys.executable, "-c", "sum(range(3_000_000))"], check=True)
+    assert speedrun.cpu_seconds() - before > 0.01  # the child's work is counted
