@@ -21,7 +21,7 @@ from .bert import BERTConfig
 from .gpt import GPTConfig
 from .transformer import Seq2SeqConfig
 
-_MLPS = ("gelu", "swiglu")
+_MLPS = ("gelu", "relu2", "swiglu")
 _NORMS = ("layer", "rms")
 
 
@@ -42,14 +42,15 @@ def attention_params(d_model: int, *, bias: bool = True) -> int:
 def mlp_params(
     d_model: int, *, mlp: str = "gelu", hidden: int | None = None, bias: bool = True
 ) -> int:
-    """GELU MLP: ``2 C h + h + C`` (h = 4C by default); SwiGLU: ``3 C h + 2 h + C``
-    (h = :func:`~fmbook.nn.swiglu_hidden` by default). Biases only with ``bias``."""
+    """GELU (or ReLU²) MLP: ``2 C h + h + C`` (h = 4C by default); SwiGLU:
+    ``3 C h + 2 h + C`` (h = :func:`~fmbook.nn.swiglu_hidden` by default). Biases only with
+    ``bias``."""
     _checks.positive_int("d_model", d_model)
     _checks.one_of("mlp", mlp, _MLPS)
     if hidden is None:
-        hidden = 4 * d_model if mlp == "gelu" else swiglu_hidden(d_model)
+        hidden = swiglu_hidden(d_model) if mlp == "swiglu" else 4 * d_model
     _checks.positive_int("hidden", hidden)
-    n_in = 1 if mlp == "gelu" else 2  # input matrices: W_1 (and the gate's W_3)
+    n_in = 2 if mlp == "swiglu" else 1  # input matrices: W_1 (and the gate's W_3)
     return (n_in + 1) * d_model * hidden + ((n_in * hidden + d_model) if bias else 0)
 
 
@@ -60,13 +61,17 @@ def block_params(
     norm: str = "layer",
     bias: bool = True,
     cross_attention: bool = False,
+    qk_norm_width: int = 0,
 ) -> int:
-    """Parameters of one :class:`~fmbook.nn.TransformerBlock` with these arguments."""
+    """Parameters of one :class:`~fmbook.nn.TransformerBlock` with these arguments;
+    ``qk_norm_width``: the head width D when the self-attention has QK-norm (two RMSNorm
+    gains of D each), 0 without."""
     n_sublayers = 3 if cross_attention else 2
     return (
         n_sublayers * norm_params(d_model, norm=norm, bias=bias)
         + (n_sublayers - 1) * attention_params(d_model, bias=bias)
         + mlp_params(d_model, mlp=mlp, bias=bias)
+        + 2 * qk_norm_width
     )
 
 
@@ -76,15 +81,23 @@ def _require(cfg, cls) -> None:
 
 
 def gpt_params(cfg: GPTConfig) -> int:
-    """All parameters of :class:`~fmbook.models.gpt.GPT`: token embeddings (shared with the
-    output head, so counted once) ``V C``, positions ``T C``, the blocks, the final norm."""
+    """All parameters of :class:`~fmbook.models.gpt.GPT`: token embeddings ``V C`` (shared
+    with a tied output head, so counted once; an untied head adds another ``V C``),
+    learned positions ``T C`` (none with RoPE), the blocks, the final norm."""
     _require(cfg, GPTConfig)
     C = cfg.d_model
+    block = block_params(
+        C,
+        mlp=cfg.mlp,
+        norm=cfg.norm,
+        bias=cfg.bias,
+        qk_norm_width=C // cfg.n_head if cfg.qk_norm else 0,
+    )
     return (
-        cfg.vocab_size * C
-        + cfg.max_len * C
-        + cfg.n_layer * block_params(C, bias=cfg.bias)
-        + norm_params(C, bias=cfg.bias)
+        cfg.vocab_size * C * (1 if cfg.tie_embeddings else 2)
+        + (cfg.max_len * C if cfg.positions == "learned" else 0)
+        + cfg.n_layer * block
+        + norm_params(C, norm=cfg.norm, bias=cfg.bias)
     )
 
 
@@ -118,11 +131,14 @@ def bert_params(cfg: BERTConfig, head: str | None = None) -> int:
 
 
 def gpt_matmul_params(cfg: GPTConfig) -> int:
-    """The weights each token meets in a matrix multiply: ``12 L C^2`` in the blocks and
-    ``V C`` in the output head. Embedding and position lookups, biases and norm gains cost
-    no multiply-adds, so they are left out."""
+    """The weights each token meets in a matrix multiply: ``12 L C^2`` in the blocks (with
+    a SwiGLU MLP its three matrices instead of ``8 C^2``) and ``V C`` in the output head.
+    Embedding and position lookups, biases and norm gains cost no multiply-adds, so they
+    are left out."""
     _require(cfg, GPTConfig)
-    return 12 * cfg.n_layer * cfg.d_model**2 + cfg.vocab_size * cfg.d_model
+    C = cfg.d_model
+    mlp = mlp_params(C, mlp=cfg.mlp, bias=False)
+    return cfg.n_layer * (attention_params(C, bias=False) + mlp) + cfg.vocab_size * C
 
 
 def gpt_flops_per_token(cfg: GPTConfig, context: int, *, training: bool = True) -> int:

@@ -10,6 +10,11 @@ exactly the logits of a full recomputation. That holds while the sequence fits i
 ``max_len``: beyond it the model sees only the last ``max_len`` tokens, every token's
 (learned, absolute) position changes at each step, the cached keys and values are stale,
 and :meth:`GPT.generate` recomputes the window instead.
+
+:class:`GPTConfig` also has the options of the modern "speedrun" recipes (Part 5), all off
+by default so that the default model stays GPT-2's: ``positions="rope"`` (rotary instead of
+learned positions), ``norm="rms"``, ``mlp="relu2"`` or ``"swiglu"``, ``qk_norm=True`` and
+``tie_embeddings=False`` (a separate output matrix); ``bias=False`` drops every bias.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import torch.nn.functional as F
 
 from .. import _checks
 from ..generation import sample_next
-from ..nn import KVCache, TransformerBlock
+from ..nn import KVCache, RMSNorm, RotaryEmbedding, TransformerBlock
 
 
 @dataclass
@@ -37,34 +42,67 @@ class GPTConfig:
     d_model: int = 128
     dropout: float = 0.0
     bias: bool = True
+    positions: str = "learned"  # or "rope"
+    norm: str = "layer"  # or "rms"
+    mlp: str = "gelu"  # or "relu2", "swiglu"
+    qk_norm: bool = False
+    tie_embeddings: bool = True
 
     def __post_init__(self):
         _checks.transformer_config(self, "vocab_size", "max_len", "n_layer", "n_head", "d_model")
+        _checks.one_of("positions", self.positions, POSITIONS)
+        _checks.one_of("norm", self.norm, NORMS)
+        _checks.one_of("mlp", self.mlp, MLPS)
+        if self.positions == "rope" and (self.d_model // self.n_head) % 2:
+            raise ValueError(
+                f"positions='rope' needs an even head width d_model // n_head, got "
+                f"{self.d_model // self.n_head}"
+            )
+
+
+POSITIONS = ("learned", "rope")
+NORMS = ("layer", "rms")
+MLPS = ("gelu", "relu2", "swiglu")
 
 
 class GPT(nn.Module):
-    """Token + position embeddings -> n_layer causal blocks -> final LayerNorm -> logits."""
+    """Token + position embeddings -> n_layer causal blocks -> final LayerNorm -> logits.
+
+    With ``positions="rope"`` there is no ``pos_emb``: every attention layer rotates its
+    queries and keys instead (one shared :class:`~fmbook.nn.RotaryEmbedding`).
+    """
 
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         self.config = cfg
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.pos_emb = nn.Embedding(cfg.max_len, cfg.d_model)
+        rotary = None
+        if cfg.positions == "learned":
+            self.pos_emb = nn.Embedding(cfg.max_len, cfg.d_model)
+        else:
+            self.pos_emb = None
+            rotary = RotaryEmbedding(cfg.d_model // cfg.n_head, max_len=cfg.max_len)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(
             TransformerBlock(
                 cfg.d_model,
                 cfg.n_head,
-                mlp="gelu",
-                norm="layer",
+                mlp=cfg.mlp,
+                norm=cfg.norm,
                 dropout=cfg.dropout,
                 bias=cfg.bias,
+                rotary=rotary,
+                qk_norm=cfg.qk_norm,
             )
             for _ in range(cfg.n_layer)
         )
-        self.ln_f = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
+        if cfg.norm == "layer":
+            self.ln_f = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
+        else:
+            self.ln_f = RMSNorm(cfg.d_model)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        self.lm_head.weight = self.tok_emb.weight  # weight tying (Press & Wolf, 2017)
+        if cfg.tie_embeddings:
+            self.lm_head.weight = self.tok_emb.weight  # weight tying (Press & Wolf, 2017)
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
             if name.endswith("proj.weight"):  # residual projections
@@ -79,9 +117,11 @@ class GPT(nn.Module):
 
     def num_params(self, non_embedding: bool = True) -> int:
         """Parameter count; by default without the position embeddings (the token
-        embeddings are shared with the output head, so they count once)."""
+        embeddings are shared with a tied output head, so they count once)."""
         n = sum(p.numel() for p in self.parameters())
-        return n - self.pos_emb.weight.numel() if non_embedding else n
+        if non_embedding and self.pos_emb is not None:
+            n -= self.pos_emb.weight.numel()
+        return n
 
     def forward(
         self,
@@ -95,8 +135,10 @@ class GPT(nn.Module):
         past = _checks.caches(caches, len(self.blocks))  # positions already cached
         _checks.ids(idx, self.config.vocab_size, "idx", self.config.max_len, past, targets)
         B, T = idx.shape
-        pos = torch.arange(past, past + T, device=idx.device)  # (T,)
-        x = self.drop(self.tok_emb(idx) + self.pos_emb(pos))  # (B, T, C)
+        x = self.tok_emb(idx)  # (B, T, C)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(torch.arange(past, past + T, device=idx.device))
+        x = self.drop(x)  # (B, T, C)
         for i, block in enumerate(self.blocks):
             x = block(x, causal=True, cache=None if caches is None else caches[i])
         logits = self.lm_head(self.ln_f(x))  # (B, T, V)

@@ -4,7 +4,7 @@
   ``MultiHeadAttention`` with a ``KVCache``; masks are boolean with True = may attend.
 * :mod:`.positional`: sinusoidal, learned and rotary (RoPE) position information.
 * :mod:`.norms`: ``LayerNorm`` and ``RMSNorm``.
-* :mod:`.mlp`: the GELU ``MLP`` and ``SwiGLU``.
+* :mod:`.mlp`: the GELU ``MLP`` (or ReLU², ``relu2``) and ``SwiGLU``.
 * :mod:`.blocks`: the pre-norm ``TransformerBlock``.
 """
 
@@ -17,7 +17,7 @@ from .attention import (
     sdpa,
 )
 from .blocks import TransformerBlock
-from .mlp import MLP, SwiGLU, swiglu_hidden
+from .mlp import MLP, SwiGLU, relu2, swiglu_hidden
 from .norms import LayerNorm, RMSNorm
 from .positional import (
     LearnedPositionalEmbedding,
@@ -42,6 +42,7 @@ __all__ = [
     "causal_mask",
     "padding_mask",
     "scaled_dot_product_attention",
+    "relu2",
     "sdpa",
     "sinusoidal_table",
     "swiglu_hidden",

@@ -28,6 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import _checks
+from .norms import RMSNorm
 from .positional import RotaryEmbedding
 
 # ---------------------------------------------------------------------------- masks
@@ -162,6 +163,10 @@ class MultiHeadAttention(nn.Module):
     output projections are named ``proj`` (GPT scales their initialisation by that name).
     ``dropout`` drops attention weights and the output, as in GPT-2/nanoGPT.
     ``rotary`` (self-attention only) rotates queries and keys by their positions (RoPE).
+    ``qk_norm`` applies an RMSNorm over each head's D channels to queries and keys before
+    the rotation (QK-norm; Henry et al., 2020, Dehghani et al., 2023), parameters ``q_norm``
+    and ``k_norm`` (D gains each, shared by the heads), so that no score can grow without
+    bound.
     """
 
     def __init__(
@@ -172,6 +177,7 @@ class MultiHeadAttention(nn.Module):
         bias: bool = True,
         cross: bool = False,
         rotary: RotaryEmbedding | None = None,
+        qk_norm: bool = False,
     ):
         super().__init__()
         _checks.positive_ints(d_model=d_model, n_head=n_head)
@@ -192,6 +198,10 @@ class MultiHeadAttention(nn.Module):
         self.proj = nn.Linear(d_model, d_model, bias=bias)
         self.resid_drop = nn.Dropout(dropout)
         self.rotary = rotary
+        self.qk_norm = qk_norm
+        if qk_norm:
+            self.q_norm = RMSNorm(d_model // n_head)
+            self.k_norm = RMSNorm(d_model // n_head)
 
     @staticmethod
     def _as_4d(mask: torch.Tensor | None) -> torch.Tensor | None:
@@ -231,6 +241,8 @@ class MultiHeadAttention(nn.Module):
         past = 0 if cache is None else len(cache)
         mask = self._as_4d(mask)  # key padding (B, Tk) -> (B, 1, 1, Tk)
         q, k, v = self._project(x, context)  # (B, H, Tq, D), (B, H, Tk - past, D) x 2
+        if self.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)  # each head's vectors to RMS 1 (x gain)
         if self.rotary is not None:
             q, k = self.rotary(q, k, torch.arange(past, past + Tq, device=x.device))
         if cache is not None:

@@ -14,7 +14,7 @@ from .mlp import MLP, SwiGLU
 from .norms import LayerNorm, RMSNorm
 from .positional import RotaryEmbedding
 
-_MLPS = {"gelu": MLP, "swiglu": SwiGLU}
+_MLPS = ("gelu", "relu2", "swiglu")
 _NORMS = ("layer", "rms")
 
 
@@ -24,9 +24,11 @@ class TransformerBlock(nn.Module):
     ``x = x + attn(ln_1(x))``, then (with ``cross_attention=True``)
     ``x = x + cross_attn(ln_cross(x), memory)``, then ``x = x + mlp(ln_2(x))``.
 
-    ``mlp``: "gelu" (:class:`MLP`, C -> 4C -> C) or "swiglu" (:class:`SwiGLU`);
+    ``mlp``: "gelu" (:class:`MLP`, C -> 4C -> C), "relu2" (the same with ReLU²) or
+    "swiglu" (:class:`SwiGLU`);
     ``norm``: "layer" (:class:`LayerNorm`, with ``bias``) or "rms" (:class:`RMSNorm`);
-    ``rotary``: an optional :class:`RotaryEmbedding` for the self-attention.
+    ``rotary``: an optional :class:`RotaryEmbedding` for the self-attention;
+    ``qk_norm``: RMS-normalise each head's queries and keys (see :class:`MultiHeadAttention`).
     With ``mlp="gelu", norm="layer"`` and ``causal=True`` this is GPT-2's block, the one
     :class:`fmbook.models.gpt.GPT` stacks (parameter names ``ln_1``, ``attn.qkv``,
     ``attn.proj``, ``ln_2``, ``mlp.fc``, ``mlp.proj``).
@@ -42,18 +44,24 @@ class TransformerBlock(nn.Module):
         bias: bool = True,
         cross_attention: bool = False,
         rotary: RotaryEmbedding | None = None,
+        qk_norm: bool = False,
     ):
         super().__init__()
-        _checks.one_of("mlp", mlp, sorted(_MLPS))
+        _checks.one_of("mlp", mlp, _MLPS)
         _checks.one_of("norm", norm, _NORMS)
         self.cross_attention = cross_attention
         self.ln_1 = self._norm(norm, d_model, bias)
-        self.attn = MultiHeadAttention(d_model, n_head, dropout, bias, rotary=rotary)
+        self.attn = MultiHeadAttention(
+            d_model, n_head, dropout, bias, rotary=rotary, qk_norm=qk_norm
+        )
         if cross_attention:
             self.ln_cross = self._norm(norm, d_model, bias)
             self.cross_attn = MultiHeadAttention(d_model, n_head, dropout, bias, cross=True)
         self.ln_2 = self._norm(norm, d_model, bias)
-        self.mlp = _MLPS[mlp](d_model, dropout=dropout, bias=bias)
+        if mlp == "swiglu":
+            self.mlp = SwiGLU(d_model, dropout=dropout, bias=bias)
+        else:
+            self.mlp = MLP(d_model, dropout=dropout, bias=bias, activation=mlp)
 
     @staticmethod
     def _norm(kind: str, d_model: int, bias: bool) -> nn.Module:

@@ -1,4 +1,5 @@
-"""Position-wise feed-forward networks: the GELU MLP of GPT-2 and SwiGLU (Shazeer, 2020).
+"""Position-wise feed-forward networks: the GELU MLP of GPT-2 (or its ReLU² variant) and
+SwiGLU (Shazeer, 2020).
 
 Both map x (..., C) to (..., C) and act on every position independently. Their output
 layer is named ``proj`` (a residual projection, see :class:`fmbook.nn.MultiHeadAttention`).
@@ -13,27 +14,43 @@ import torch.nn.functional as F
 from .. import _checks
 
 
+def relu2(x: torch.Tensor) -> torch.Tensor:
+    """``ReLU(x)^2``, the squared ReLU of Primer (So et al., 2021) and modded-nanogpt."""
+    return F.relu(x).square()
+
+
+_ACTIVATIONS = {"gelu": F.gelu, "relu2": relu2}
+
+
 class MLP(nn.Module):
     """``MLP(x) = dropout(W_2 GELU(W_1 x + b_1) + b_2)``: C -> hidden (default 4C) -> C.
 
-    Parameters ``fc`` (W_1) and ``proj`` (W_2), as in GPT-2; exact (erf) GELU.
+    Parameters ``fc`` (W_1) and ``proj`` (W_2), as in GPT-2; exact (erf) GELU by default,
+    or ``activation="relu2"``: :func:`relu2` (same parameters).
     """
 
     def __init__(
-        self, d_model: int, hidden: int | None = None, dropout: float = 0.0, bias: bool = True
+        self,
+        d_model: int,
+        hidden: int | None = None,
+        dropout: float = 0.0,
+        bias: bool = True,
+        activation: str = "gelu",
     ):
         super().__init__()
         hidden = 4 * d_model if hidden is None and isinstance(d_model, int) else hidden
         _checks.positive_ints(d_model=d_model, hidden=hidden)
         _checks.dropout(dropout)
-        self.d_model = d_model
+        _checks.one_of("activation", activation, sorted(_ACTIVATIONS))
+        self.d_model, self.activation = d_model, activation
+        self.act = _ACTIVATIONS[activation]
         self.fc = nn.Linear(d_model, hidden, bias=bias)
         self.proj = nn.Linear(hidden, d_model, bias=bias)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _checks.features(x, self.d_model)
-        return self.drop(self.proj(F.gelu(self.fc(x))))  # (..., C) -> (..., H) -> (..., C)
+        return self.drop(self.proj(self.act(self.fc(x))))  # (..., C) -> (..., H) -> (..., C)
 
 
 def swiglu_hidden(d_model: int, multiple_of: int = 8) -> int:
