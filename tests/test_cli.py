@@ -55,7 +55,7 @@ def test_ddp_two_processes_on_cpu(data_mirror):
     env.update(PYTHONPATH=str(ROOT), FMBOOK_DATA_MIRROR=str(data_mirror), OMP_NUM_THREADS="1")
     command = [sys.executable, "-m", "fmbook.cli", "fit", "--config", "gpt-tiny"]
     command += ["--trainer.devices", "2", "--trainer.strategy", "ddp"]
-    run = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=180)
+    run = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "fit done: 4 steps on 2 process(es) (DDPStrategy)" in run.stdout, run.stdout
     assert "Warning" not in run.stderr and "warn" not in run.stderr.lower(), run.stderr
