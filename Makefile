@@ -70,9 +70,10 @@ lint: install
 	$(VENV)/bin/ruff check fmbook tests chapters tools book/_ext
 	$(VENV)/bin/ruff format --check fmbook tests tools book/_ext
 
-# Unit tests, notebook structure, the fresh-venv run of a chapter. (Site tests need the build.)
-# Two workers, one test file each (loadfile): the slow files (the Colab simulation, the
-# fresh venv, DDP) run beside the rest instead of after it.
+# Unit tests, notebook structure, the Colab simulation. (Site tests need the build.)
+# Two workers, one test file each (loadfile): the slow files (the Colab simulation, DDP)
+# run beside the rest instead of after it. (The Colab simulation also covers what a separate
+# fresh-venv test did: a wheel, a new venv, a chapter run in an empty folder.)
 unit: install
 	$(PY) -m pytest -q -n 2 --dist loadfile --durations=10 -m "not site" tests
 
