@@ -33,8 +33,8 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import machine, write_results  # noqa: E402
-from benchmarks.hf_gpt2 import to_hf_gpt2  # noqa: E402
 from fmbook.models import GPT, GPTConfig  # noqa: E402
+from fmbook.models.hf_gpt2 import to_hf_gpt2  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gpt.json"
 

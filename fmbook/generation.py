@@ -19,6 +19,13 @@ far, V vocabulary.
   search reorders the rows: pass ``reorder(index (N,))``, called after each step with the
   row of the previous step that each new row continues (``state = state[index]``).
   :meth:`fmbook.models.transformer.Transformer.translate` does exactly this.
+  :func:`lm_step` builds such a cached step function and its ``reorder`` for a
+  decoder-only model (:class:`fmbook.models.GPT`).
+* :func:`apply_repetition_penalty` is CTRL's penalty on tokens already in the sequence
+  (Keskar et al., 2019), in the form Hugging Face's ``generate`` applies it.
+* :func:`stream` generates with a decoder-only model one token at a time, with a
+  key/value cache, and *yields* each new token as it comes (for streaming output);
+  :func:`generate` collects what it yields.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+
+from .nn.attention import KVCache
 
 StepFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -112,6 +121,157 @@ def sample_next(
     probs = F.softmax(logits.float(), dim=-1).reshape(-1, logits.shape[-1])  # (rows, V)
     ids = torch.multinomial(probs, num_samples=1, generator=generator)  # (rows, 1)
     return ids.view(logits.shape[:-1])
+
+
+def apply_repetition_penalty(logits: torch.Tensor, previous: torch.Tensor, penalty: float):
+    """CTRL's repetition penalty (Keskar et al., 2019): logits (N, V), previous (N, t) ->
+    logits (N, V) in which every token that occurs in ``previous`` is made less likely.
+
+    CTRL divides such a token's logit by ``penalty`` (> 1 penalises; 1 changes nothing).
+    A negative logit divided by ``penalty`` would *rise*, so, as in Hugging Face's
+    ``RepetitionPenaltyLogitsProcessor``, negative logits are multiplied instead. A token
+    is penalised once, however often it occurred.
+    """
+    _check_penalty(logits, previous, penalty)
+    # <show repetition_penalty>
+    seen = logits.gather(-1, previous)  # (N, t): the logit of each earlier token
+    seen = torch.where(seen > 0, seen / penalty, seen * penalty)
+    return logits.scatter(-1, previous, seen)  # (N, V)
+    # </show repetition_penalty>
+
+
+def _check_penalty(logits, previous, penalty) -> None:
+    _check_logits(logits)
+    if logits.dim() != 2:
+        raise ValueError(f"logits must be (N, V), got shape {tuple(logits.shape)}")
+    if (
+        not torch.is_tensor(previous)
+        or previous.dtype != torch.long
+        or previous.dim() != 2
+        or previous.shape[0] != logits.shape[0]
+    ):
+        raise ValueError(
+            f"previous must be a (N={logits.shape[0]}, t) tensor of dtype torch.long, got "
+            + (
+                f"{previous.dtype} of shape {tuple(previous.shape)}"
+                if torch.is_tensor(previous)
+                else type(previous).__name__
+            )
+        )
+    if previous.numel() and not (0 <= previous.min() and previous.max() < logits.shape[-1]):
+        raise ValueError(f"previous holds ids outside [0, V={logits.shape[-1]})")
+    if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or not penalty > 0:
+        raise ValueError(f"penalty must be a number > 0 (1 = no penalty), got {penalty!r}")
+
+
+# ---------------------------------------------------------------------------- streaming
+
+
+def _check_stream_args(model, idx, max_new_tokens, temperature, top_k, top_p, penalty):
+    config = getattr(model, "config", None)
+    if not hasattr(config, "max_len") or not hasattr(model, "blocks"):
+        raise ValueError(
+            f"model must be a decoder-only fmbook model (a GPT), got {type(model).__name__}"
+        )
+    if not torch.is_tensor(idx) or idx.dtype != torch.long or idx.dim() != 2:
+        raise ValueError("idx must be a (B, T) prompt tensor of dtype torch.long")
+    if idx.shape[1] < 1:
+        raise ValueError("idx must hold at least one token per row (the prompt)")
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
+        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    if temperature is not None and not (isinstance(temperature, (int, float)) and temperature > 0):
+        raise ValueError(f"temperature must be > 0, or None for greedy, got {temperature!r}")
+    if temperature is None and (top_k is not None or top_p is not None):
+        raise ValueError("greedy decoding (temperature=None) takes no top_k or top_p")
+    if penalty is not None and (isinstance(penalty, bool) or not penalty > 0):
+        raise ValueError(f"repetition_penalty must be None or > 0, got {penalty!r}")
+
+
+@torch.no_grad()
+def stream(
+    model,
+    idx: torch.Tensor,
+    max_new_tokens: int,
+    *,
+    temperature: float | None = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    repetition_penalty: float | None = None,
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+):
+    """Generate with a decoder-only ``model`` (:class:`fmbook.models.GPT`) and yield each
+    new token as soon as it is chosen: ids (B,) per step, ``max_new_tokens`` times.
+
+    idx (B, T): the prompt. ``temperature=None`` decodes greedily; otherwise the next token
+    is sampled by :func:`sample_next` (temperature, then ``top_k``, then ``top_p``). A
+    ``repetition_penalty`` is applied first, to every token of the sequence so far, prompt
+    included (as in Hugging Face's ``generate``). With ``use_cache`` each step feeds only
+    the new token through the key/value caches, until the sequence outgrows the model's
+    ``max_len``; from then on every step recomputes the last ``max_len`` tokens (learned
+    absolute positions move as the window slides, see :class:`fmbook.models.GPT`).
+    The model is in eval mode while the generator runs.
+    """
+    _check_stream_args(model, idx, max_new_tokens, temperature, top_k, top_p, repetition_penalty)
+    L, was_training = model.config.max_len, model.training
+    model.eval()
+    try:
+        # <show stream>
+        caches, fed = None, 0  # fed: how many tokens of idx the caches hold
+        for _ in range(max_new_tokens):
+            if use_cache and idx.size(1) <= L:
+                if caches is None:
+                    caches = [KVCache() for _ in model.blocks]
+                logits = model(idx[:, fed:], caches=caches)[0][:, -1]  # (B, V): new only
+                fed = idx.size(1)
+            else:  # no cache, or the window slides: recompute the last L tokens
+                logits = model(idx[:, -L:])[0][:, -1]  # (B, V)
+            if repetition_penalty is not None:
+                logits = apply_repetition_penalty(logits, idx, repetition_penalty)
+            if temperature is None:
+                next_id = greedy_next(logits)  # (B,)
+            else:
+                next_id = sample_next(logits, temperature, top_k, top_p, generator)
+            idx = torch.cat((idx, next_id[:, None]), dim=1)  # (B, T + 1)
+            yield next_id
+        # </show stream>
+    finally:
+        model.train(was_training)
+
+
+def generate(model, idx: torch.Tensor, max_new_tokens: int, **options) -> torch.Tensor:
+    """idx (B, T) -> (B, T + max_new_tokens): the prompt and everything :func:`stream`
+    yields with these ``options``."""
+    new = [token[:, None] for token in stream(model, idx, max_new_tokens, **options)]
+    return torch.cat([idx, *new], dim=1)
+
+
+def lm_step(model) -> tuple[StepFn, Callable[[torch.Tensor], None]]:
+    """A cached step function for :func:`greedy_search` and :func:`beam_search` with a
+    decoder-only ``model``, and its ``reorder`` hook: ``step(prefixes (N, t))`` feeds only
+    the tokens not yet in the caches and returns next-token log-probs (N, V). Use a fresh
+    pair for every search, keep ``t0 + max_len`` within the model's ``max_len``, and put
+    the model in eval mode first."""
+    if not hasattr(getattr(model, "config", None), "max_len") or not hasattr(model, "blocks"):
+        raise ValueError(f"model must be a decoder-only fmbook model, got {type(model).__name__}")
+    caches = [KVCache() for _ in model.blocks]
+
+    def step(prefixes: torch.Tensor) -> torch.Tensor:
+        if prefixes.shape[1] > model.config.max_len:
+            raise ValueError(
+                f"prefixes of {prefixes.shape[1]} tokens exceed the model's max_len="
+                f"{model.config.max_len}: shorten the prompt or max_len of the search"
+            )
+        logits = model(prefixes[:, len(caches[0]) :], caches=caches)[0][:, -1]  # (N, V)
+        return logits.log_softmax(dim=-1)
+
+    def reorder(index: torch.Tensor) -> None:
+        for cache in caches:
+            cache.reorder(index)
+
+    return step, reorder
 
 
 # ---------------------------------------------------------------------------- sequences

@@ -10,6 +10,10 @@
   :func:`bleu_paired_bootstrap` gives an interval for the BLEU difference of two systems
   on the same segments (Koehn, 2004), from sacreBLEU's per-segment statistics.
   ``sacrebleu`` is imported only when one of them is called.
+* For generated text without references: :func:`distinct_n` (Li et al., 2016) and
+  :func:`self_bleu` (Zhu et al., 2018) measure diversity across a set of samples, and
+  :func:`sample_nll` is the negative log-likelihood a language model (the generator or
+  an independent judge) gives the generated tokens, a proxy for quality.
 """
 
 from __future__ import annotations
@@ -28,7 +32,10 @@ __all__ = [
     "bleu_signature",
     "chrf",
     "chrf_signature",
+    "distinct_n",
     "perplexity",
+    "sample_nll",
+    "self_bleu",
 ]
 
 
@@ -268,3 +275,100 @@ def chrf_signature(
     metric = _chrf_metric(char_order, word_order, beta)
     metric.corpus_score(hyps, streams)
     return str(metric.get_signature())
+
+
+# ---------------------------------------------------------------------------- diversity
+
+
+def _texts(texts, least: int) -> list[str]:
+    if isinstance(texts, str) or not isinstance(texts, Sequence):
+        raise ValueError("texts must be a list of strings (one per sample)")
+    if len(texts) < least:
+        raise ValueError(f"need at least {least} sample(s), got {len(texts)}")
+    if not all(isinstance(t, str) for t in texts):
+        raise ValueError("every sample must be a string")
+    return list(texts)
+
+
+def distinct_n(texts: Sequence[str], n: int, tokenize=str.split) -> float:
+    """Distinct-n (Li et al., 2016): distinct n-grams over all n-grams of a set of samples.
+
+    Each text is split into tokens by ``tokenize`` (words, by default; ``list`` gives
+    characters); n-grams do not cross from one sample into the next. 1 means no n-gram is
+    ever repeated, values near 0 mean the samples keep saying the same thing. (Li et al.
+    divide by the number of tokens; for n = 1 the two agree.)
+    """
+    texts = _texts(texts, 1)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an int >= 1, got {n!r}")
+    grams = [
+        tuple(tokens[i : i + n])
+        for tokens in map(tokenize, texts)
+        for i in range(len(tokens) - n + 1)
+    ]
+    if not grams:
+        raise ValueError(f"the samples hold no {n}-gram: every sample is shorter than n={n}")
+    return len(set(grams)) / len(grams)
+
+
+def self_bleu(texts: Sequence[str], max_ngram_order: int = 4, tokenize: str = "13a") -> float:
+    """Self-BLEU (Zhu et al., 2018) in [0, 100]: the mean BLEU of each sample against all
+    the other samples as references. High means the samples resemble each other.
+
+    Each score is sacreBLEU's *sentence* BLEU with ``effective_order`` (orders with no
+    n-gram in the hypothesis are left out rather than zeroed), up to ``max_ngram_order``.
+    """
+    texts = _texts(texts, 2)
+    import sacrebleu
+
+    metric = sacrebleu.BLEU(
+        max_ngram_order=max_ngram_order, effective_order=True, tokenize=tokenize
+    )
+    scores = [
+        metric.sentence_score(text, texts[:i] + texts[i + 1 :]).score
+        for i, text in enumerate(texts)
+    ]
+    return float(sum(scores) / len(scores))
+
+
+@torch.no_grad()
+def sample_nll(model, seqs: torch.Tensor, prompt_len: int, batch_size: int = 64):
+    """Mean negative log-likelihood (nats per token) that ``model`` gives the generated
+    part of each sequence: seqs (N, T) -> (N,).
+
+    Row ``n`` is a prompt of ``prompt_len`` tokens followed by generated tokens; only the
+    tokens after the prompt are scored, each given everything before it. ``model`` is a
+    causal language model that maps ids (B, t) to ``(logits (B, t, V), ...)`` with at
+    most ``model.config.max_len`` positions (:class:`fmbook.models.GPT`); it is scored in
+    eval mode.
+    """
+    if not torch.is_tensor(seqs) or seqs.dtype != torch.long or seqs.dim() != 2:
+        raise ValueError("seqs must be an (N, T) tensor of dtype torch.long")
+    if seqs.shape[0] == 0:
+        raise ValueError("seqs is empty: there is no sample to score")
+    if isinstance(prompt_len, bool) or not isinstance(prompt_len, int):
+        raise ValueError(f"prompt_len must be an int, got {prompt_len!r}")
+    if not 1 <= prompt_len < seqs.shape[1]:
+        raise ValueError(
+            f"prompt_len must be in [1, T-1] = [1, {seqs.shape[1] - 1}]: at least one "
+            f"token of context and one generated token, got {prompt_len}"
+        )
+    longest = getattr(getattr(model, "config", None), "max_len", None)
+    if longest is not None and seqs.shape[1] - 1 > longest:
+        raise ValueError(
+            f"sequences of {seqs.shape[1]} tokens need {seqs.shape[1] - 1} positions, more "
+            f"than the model's max_len={longest}"
+        )
+    was_training = model.training
+    model.eval()
+    try:
+        rows = []
+        for chunk in seqs.split(batch_size):
+            logits = model(chunk[:, :-1])[0].float()  # (b, T-1, V): predicts tokens 1..T-1
+            nll = torch.nn.functional.cross_entropy(
+                logits.transpose(1, 2), chunk[:, 1:], reduction="none"
+            )  # (b, T-1)
+            rows.append(nll[:, prompt_len - 1 :].mean(dim=1))  # generated tokens only
+    finally:
+        model.train(was_training)
+    return torch.cat(rows)

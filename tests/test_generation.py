@@ -235,7 +235,7 @@ def test_sample_next_on_one_row_draws_what_a_hand_written_top_k_sampler_draws():
 
 
 def test_gpt_generate_samples_with_sample_next_and_restores_train_mode_on_error(monkeypatch):
-    import fmbook.models.gpt as gpt_module
+    import fmbook.generation as generation_module
     from fmbook.models import GPT, GPTConfig
 
     torch.manual_seed(0)
@@ -256,7 +256,7 @@ def test_gpt_generate_samples_with_sample_next_and_restores_train_mode_on_error(
         raise RuntimeError("sampling failed")
 
     model.train()
-    monkeypatch.setattr(gpt_module, "sample_next", fail)
+    monkeypatch.setattr(generation_module, "sample_next", fail)  # GPT.generate uses it
     with pytest.raises(RuntimeError, match="sampling failed"):
         model.generate(start, 3)
     assert model.training  # restored although generation failed

@@ -1,15 +1,12 @@
 """fmbook's GPT computes the same function as Hugging Face's GPT-2 given the same weights."""
 
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from fmbook.models import GPT, GPTConfig
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the converter is benchmarks'
-from benchmarks.hf_gpt2 import to_hf_gpt2  # noqa: E402
+from fmbook.models.hf_gpt2 import to_hf_gpt2
 
 pytest.importorskip(
     "transformers",
@@ -68,3 +65,19 @@ def test_to_hf_gpt2_rejects_what_gpt2_cannot_hold(monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)  # as if not installed
     with pytest.raises(ImportError, match="needs the 'transformers' package"):
         to_hf_gpt2(GPT(GPTConfig(vocab_size=11, max_len=8, n_layer=1, n_head=1)))
+
+
+def test_the_converter_imports_transformers_only_when_called():
+    import ast
+    import inspect
+
+    import fmbook.models.hf_gpt2 as module
+
+    top_level = ast.parse(inspect.getsource(module)).body
+    imported = [
+        alias.name if isinstance(node, ast.Import) else node.module
+        for node in top_level
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in getattr(node, "names", [])
+    ]
+    assert not any(str(name).startswith("transformers") for name in imported), imported

@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import _checks
-from ..generation import sample_next
+from ..generation import generate
 from ..nn import KVCache, RMSNorm, RotaryEmbedding, TransformerBlock
 
 
@@ -162,23 +162,16 @@ class GPT(nn.Module):
         Each step divides the last logits by ``temperature`` and keeps the ``top_k`` most
         likely tokens. The model sees at most the last ``max_len`` tokens; with ``use_cache``
         a step feeds only the new token, until the window slides and every position moves.
+        This is :func:`fmbook.generation.generate`, which has more options (greedy, top-p,
+        a repetition penalty) and a streaming form, :func:`fmbook.generation.stream`.
         """
         _checks.sampling(max_new_tokens, temperature, top_k, idx, self.config.vocab_size)
-        L = self.config.max_len
-        was_training = self.training
-        self.eval()
-        try:
-            caches, fed = None, 0  # fed: how many tokens of idx the caches hold
-            for _ in range(max_new_tokens):
-                if use_cache and idx.size(1) <= L:
-                    if caches is None:
-                        caches = [KVCache() for _ in self.blocks]
-                    logits, _ = self(idx[:, fed:], caches=caches)  # only the new positions
-                    fed = idx.size(1)
-                else:  # no cache, or the window slides: recompute the last max_len tokens
-                    logits, _ = self(idx[:, -L:])
-                next_id = sample_next(logits[:, -1, :], temperature, top_k, generator=generator)
-                idx = torch.cat((idx, next_id[:, None]), dim=1)  # (B, T + 1)
-        finally:
-            self.train(was_training)
-        return idx
+        return generate(
+            self,
+            idx,
+            max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            generator=generator,
+            use_cache=use_cache,
+        )
