@@ -10,6 +10,8 @@
   :func:`bleu_paired_bootstrap` gives an interval for the BLEU difference of two systems
   on the same segments (Koehn, 2004), from sacreBLEU's per-segment statistics.
   ``sacrebleu`` is imported only when one of them is called.
+* :func:`word_error_rate` is the corpus WER of speech recognition (edits over reference
+  words), computed by ``torchmetrics``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "chrf",
     "chrf_signature",
     "perplexity",
+    "word_error_rate",
 ]
 
 
@@ -268,3 +271,28 @@ def chrf_signature(
     metric = _chrf_metric(char_order, word_order, beta)
     metric.corpus_score(hyps, streams)
     return str(metric.get_signature())
+
+
+def word_error_rate(hypotheses: Sequence[str], references: Sequence[str]) -> float:
+    """Corpus word error rate, ``(substitutions + deletions + insertions) / reference words``,
+    computed by ``torchmetrics.text.WordErrorRate``; words are split at spaces.
+
+    It can exceed 1 (many insertions). An empty list of hypotheses, a list of another length
+    than the references, or references without a single word raise ``ValueError``.
+    """
+    from torchmetrics.text import WordErrorRate
+
+    if isinstance(hypotheses, str) or isinstance(references, str):
+        raise ValueError("hypotheses and references must be lists of strings, not one string")
+    hypotheses, references = list(hypotheses), list(references)
+    if not hypotheses:
+        raise ValueError("word_error_rate needs at least one hypothesis, got an empty list")
+    if len(hypotheses) != len(references):
+        raise ValueError(
+            f"need one reference per hypothesis, got {len(hypotheses)} and {len(references)}"
+        )
+    if not all(isinstance(t, str) for t in hypotheses + references):
+        raise ValueError("hypotheses and references must be strings")
+    if not any(r.split() for r in references):
+        raise ValueError("the references hold no words: the WER is undefined")
+    return float(WordErrorRate()(hypotheses, references))
