@@ -238,15 +238,19 @@ def wav_bytes(audio: torch.Tensor | np.ndarray, sample_rate: int = 8000) -> byte
 
 
 class AudioPlayers:
-    """A row of labelled ``<audio>`` players for a notebook (the WAV data embedded).
+    """A table of labelled ``<audio>`` players for a notebook (the WAV data embedded),
+    ``columns`` to a row.
 
     ``clips`` are 1-D signals, each scaled to a peak of 0.9; the plain-text form of the
     object (what a text-only viewer shows) lists the labels."""
 
-    def __init__(self, clips: Sequence, labels: Sequence[str], sample_rate: int = 8000):
+    def __init__(
+        self, clips: Sequence, labels: Sequence[str], sample_rate: int = 8000, columns: int = 4
+    ):
         if len(clips) != len(labels) or not clips:
             raise ValueError(f"need as many labels as clips (>= 1), got {len(clips)}, {len(labels)}")
         self.labels = [str(label) for label in labels]
+        self.columns = max(1, int(columns))
         self.wavs = []
         for clip in clips:
             clip = torch.as_tensor(clip, dtype=torch.float32)
@@ -260,7 +264,8 @@ class AudioPlayers:
                 f'<td style="text-align:center">{html.escape(label)}<br>'
                 f'<audio controls preload="none" src="data:audio/wav;base64,{data}"></audio></td>'
             )
-        return f"<table><tr>{''.join(cells)}</tr></table>"
+        rows = [cells[i : i + self.columns] for i in range(0, len(cells), self.columns)]
+        return "<table>" + "".join(f"<tr>{''.join(r)}</tr>" for r in rows) + "</table>"
 
     def __repr__(self) -> str:
         return "audio clips: " + ", ".join(self.labels)

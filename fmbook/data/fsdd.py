@@ -194,22 +194,28 @@ def log_mels(
     names: Sequence[str], n_mels: int = 40, speed: float = 1.0
 ) -> list[torch.Tensor]:
     """The log-mel spectrograms ``(n_mels, frames)`` of the recordings ``names`` (not cut or
-    padded), each read at ``speed`` (1.0: as recorded); cached per process and setting."""
-    return list(_log_mels(tuple(names), n_mels, float(speed)))
+    padded), each read at ``speed`` (1.0: as recorded). The first call for a setting
+    computes all 3,000 and caches them for the process."""
+    table = _all_log_mels(n_mels, float(speed))
+    missing = [n for n in names if n not in table]
+    if missing:
+        raise ValueError(f"not FSDD recordings of the manifest: {missing[:5]}")
+    return [table[n] for n in names]
 
 
-@functools.lru_cache(maxsize=16)
-def _log_mels(names: tuple[str, ...], n_mels: int, speed: float) -> tuple[torch.Tensor, ...]:
+@functools.lru_cache(maxsize=4)
+def _all_log_mels(n_mels: int, speed: float) -> dict[str, torch.Tensor]:
+    names = [row[0] for row in read_manifest()]
     folder = fetch_fsdd(names)
-    specs = []
+    specs = {}
     for name in names:
         audio, rate = read_wav(folder / name)
         if rate != SAMPLE_RATE:
             raise DataError(f"{name}: sample rate {rate}, expected {SAMPLE_RATE}")
         if speed != 1.0:
             audio = change_speed(audio, speed)
-        specs.append(log_mel_spectrogram(audio, SAMPLE_RATE, n_mels=n_mels, eps=EPS))
-    return tuple(specs)
+        specs[name] = log_mel_spectrogram(audio, SAMPLE_RATE, n_mels=n_mels, eps=EPS)
+    return specs
 
 
 class RandomSpeed(Dataset):

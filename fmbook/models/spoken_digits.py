@@ -54,10 +54,10 @@ class DigitCNN(nn.Module):
 
 class CTCRecognizer(nn.Module):
     """``(B, n_mels, T)`` log-mels and their lengths -> ``(log_probs (T', B, n_labels),
-    lengths (B,))`` with ``T' = ceil(T / 2)`` (one output per 20 ms), ready for
+    lengths (B,))`` with ``T' = ceil(T / 4)`` (one output per 40 ms), ready for
     :class:`torch.nn.CTCLoss`. Label 0 is the blank."""
 
-    def __init__(self, n_mels: int = 40, n_labels: int = 11, channels: int = 96, hidden: int = 96):
+    def __init__(self, n_mels: int = 40, n_labels: int = 11, channels: int = 64, hidden: int = 64):
         super().__init__()
         _checks.positive_ints(n_mels=n_mels, n_labels=n_labels, channels=channels, hidden=hidden)
         # <show ctc>
@@ -65,7 +65,8 @@ class CTCRecognizer(nn.Module):
         self.conv = nn.Sequential(
             nn.Conv1d(n_mels, channels, 5, stride=2, padding=2), nn.BatchNorm1d(channels),
             nn.ReLU(),
-            nn.Conv1d(channels, channels, 5, padding=2), nn.BatchNorm1d(channels), nn.ReLU(),
+            nn.Conv1d(channels, channels, 5, stride=2, padding=2), nn.BatchNorm1d(channels),
+            nn.ReLU(),
         )  # fmt: skip
         self.rnn = nn.GRU(channels, hidden, batch_first=True, bidirectional=True)
         self.out = nn.Linear(2 * hidden, n_labels)
@@ -73,7 +74,7 @@ class CTCRecognizer(nn.Module):
     def forward(self, x, lengths):
         _checks.floats("x", x, min_dim=3)
         h = self.conv(self.norm(x)).transpose(1, 2)  # (B, T', C)
-        lengths = (lengths + 1) // 2  # frames after the stride-2 convolution
+        lengths = ((lengths + 1) // 2 + 1) // 2  # frames after two stride-2 convolutions
         packed = nn.utils.rnn.pack_padded_sequence(
             h, lengths.cpu(), batch_first=True, enforce_sorted=False
         )
