@@ -52,6 +52,16 @@ def _logsumexp(*values: float) -> float:
     return top + math.log(sum(math.exp(v - top) for v in values))
 
 
+def _accumulator(grown: dict):
+    """``add(prefix, blank_lp, label_lp)``: sum log-probabilities into ``grown[prefix]``."""
+
+    def add(prefix, blank_lp=-math.inf, label_lp=-math.inf):
+        b, nb = grown.get(prefix, (-math.inf, -math.inf))
+        grown[prefix] = [_logsumexp(b, blank_lp), _logsumexp(nb, label_lp)]
+
+    return add
+
+
 def prefix_beam_search(log_probs: torch.Tensor, beam: int = 8, blank: int = 0) -> list[int]:
     """The most probable labelling found by CTC prefix beam search over ``log_probs`` (T, V)."""
     _check(log_probs, blank)
@@ -63,11 +73,7 @@ def prefix_beam_search(log_probs: torch.Tensor, beam: int = 8, blank: int = 0) -
     beams = {(): (0.0, NEG)}  # prefix -> (log P(ends in blank), log P(ends in a label))
     for frame in lp:
         grown: dict[tuple, list[float]] = {}
-
-        def add(prefix, blank_lp=NEG, label_lp=NEG):
-            b, nb = grown.get(prefix, (NEG, NEG))
-            grown[prefix] = [_logsumexp(b, blank_lp), _logsumexp(nb, label_lp)]
-
+        add = _accumulator(grown)
         for prefix, (b, nb) in beams.items():
             add(prefix, blank_lp=_logsumexp(b, nb) + frame[blank])  # emit a blank
             for c, p in enumerate(frame):

@@ -226,7 +226,9 @@ def test_digit_strings_join_one_speakers_recordings(mirror_env):
     specs = fsdd.log_mels(names)
     x, digits = data[0]
     picks = data.strings[0][1]
-    assert 3 <= len(digits) <= 4 and [fsdd.parse_name(names[k])[0] for k in picks] == digits.tolist()
+    assert (
+        3 <= len(digits) <= 4 and [fsdd.parse_name(names[k])[0] for k in picks] == digits.tolist()
+    )
     assert x.shape[-1] == 2 * (len(picks) + 1) + sum(specs[k].shape[-1] for k in picks)
     x, x_lengths, targets, target_lengths = collate_strings([data[i] for i in range(5)])
     assert x.shape[-1] == x_lengths.max() and targets.shape[1] == target_lengths.max()

@@ -248,7 +248,9 @@ class AudioPlayers:
         self, clips: Sequence, labels: Sequence[str], sample_rate: int = 8000, columns: int = 4
     ):
         if len(clips) != len(labels) or not clips:
-            raise ValueError(f"need as many labels as clips (>= 1), got {len(clips)}, {len(labels)}")
+            raise ValueError(
+                f"need as many labels as clips (>= 1), got {len(clips)}, {len(labels)}"
+            )
         self.labels = [str(label) for label in labels]
         self.columns = max(1, int(columns))
         self.wavs = []

@@ -41,7 +41,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import Dataset as TorchDataset
 
 from .audio import change_speed, log_mel_spectrogram, read_wav, spec_augment
 from .datamodules import SplitDataModule
@@ -190,9 +191,7 @@ def split_names(
     return parts
 
 
-def log_mels(
-    names: Sequence[str], n_mels: int = 40, speed: float = 1.0
-) -> list[torch.Tensor]:
+def log_mels(names: Sequence[str], n_mels: int = 40, speed: float = 1.0) -> list[torch.Tensor]:
     """The log-mel spectrograms ``(n_mels, frames)`` of the recordings ``names`` (not cut or
     padded), each read at ``speed`` (1.0: as recorded). The first call for a setting
     computes all 3,000 and caches them for the process."""
@@ -218,7 +217,7 @@ def _all_log_mels(n_mels: int, speed: float) -> dict[str, torch.Tensor]:
     return specs
 
 
-class RandomSpeed(Dataset):
+class RandomSpeed(TorchDataset):
     """Item ``i`` is ``(x, y)`` with ``x`` drawn at random from ``copies[:, i]`` (one copy
     per speed): a speed-perturbed data set of precomputed spectrograms."""
 
@@ -290,7 +289,7 @@ class SpokenDigitsDataModule(SplitDataModule):
             change_speed(torch.zeros(2), factor)  # validates the factor
         self.augment, self.speeds = bool(augment), tuple(speeds)
         self.max_freq, self.max_time = max_freq, max_time
-        self.datasets: list[Dataset] | None = None
+        self.datasets: list[TorchDataset] | None = None
 
     def _names(self) -> list[str]:
         names = [row[0] for row in read_manifest()]
