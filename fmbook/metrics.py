@@ -14,6 +14,8 @@
   :func:`self_bleu` (Zhu et al., 2018) measure diversity across a set of samples, and
   :func:`sample_nll` is the negative log-likelihood a language model (the generator or
   an independent judge) gives the generated tokens, a proxy for quality.
+* :func:`word_error_rate` is the corpus WER of speech recognition (edits over reference
+  words), computed by ``torchmetrics``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ __all__ = [
     "perplexity",
     "sample_nll",
     "self_bleu",
+    "word_error_rate",
 ]
 
 
@@ -372,3 +375,28 @@ def sample_nll(model, seqs: torch.Tensor, prompt_len: int, batch_size: int = 64)
     finally:
         model.train(was_training)
     return torch.cat(rows)
+
+
+def word_error_rate(hypotheses: Sequence[str], references: Sequence[str]) -> float:
+    """Corpus word error rate, ``(substitutions + deletions + insertions) / reference words``,
+    computed by ``torchmetrics.text.WordErrorRate``; words are split at spaces.
+
+    It can exceed 1 (many insertions). An empty list of hypotheses, a list of another length
+    than the references, or references without a single word raise ``ValueError``.
+    """
+    from torchmetrics.text import WordErrorRate
+
+    if isinstance(hypotheses, str) or isinstance(references, str):
+        raise ValueError("hypotheses and references must be lists of strings, not one string")
+    hypotheses, references = list(hypotheses), list(references)
+    if not hypotheses:
+        raise ValueError("word_error_rate needs at least one hypothesis, got an empty list")
+    if len(hypotheses) != len(references):
+        raise ValueError(
+            f"need one reference per hypothesis, got {len(hypotheses)} and {len(references)}"
+        )
+    if not all(isinstance(t, str) for t in hypotheses + references):
+        raise ValueError("hypotheses and references must be strings")
+    if not any(r.split() for r in references):
+        raise ValueError("the references hold no words: the WER is undefined")
+    return float(WordErrorRate()(hypotheses, references))

@@ -11,13 +11,23 @@
   and the last centre the weights of every frequency sum to 1.
 * :func:`log_mel_spectrogram` is ``log(mel_filterbank @ |STFT|^2 + eps)``, the STFT taken
   with :func:`torch.stft` (Hann window, centred frames).
+* Augmentation: :func:`change_speed` (resampling, which changes tempo and pitch together,
+  as in Ko et al., 2015) and :func:`spec_augment` (frequency and time masks, Park et al., 2019).
+* Back to audio: :func:`mel_to_power` (least-squares inverse of the filterbank) and
+  :func:`griffin_lim` (phase from magnitudes, Griffin & Lim, 1984), both in torch;
+  :func:`wav_bytes` writes a WAV file in memory and :class:`AudioPlayers` shows clips as
+  HTML ``<audio>`` players in a notebook.
 """
 
 from __future__ import annotations
 
+import base64
+import html
+import io
 import math
 import os
 import wave
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -31,8 +41,9 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         with wave.open(str(path), "rb") as f:
             width, channels, rate = f.getsampwidth(), f.getnchannels(), f.getframerate()
             raw = f.readframes(f.getnframes())
-    except wave.Error as err:
-        raise ValueError(f"{path} is not a PCM WAV file: {err}") from None
+    except (wave.Error, EOFError) as err:  # EOFError: a header cut short
+        reason = str(err) or "the file ends inside its header"
+        raise ValueError(f"{path} is not a PCM WAV file: {reason}") from None
     if width not in _DTYPES:
         raise ValueError(f"{path}: {8 * width}-bit samples are not supported (8, 16 or 32 bit)")
     samples = np.frombuffer(raw, dtype=np.dtype(_DTYPES[width]).newbyteorder("<"))
@@ -115,3 +126,148 @@ def log_mel_spectrogram(
     power = spec.abs() ** 2  # (B, n_fft // 2 + 1, frames)
     mel = mel_filterbank(n_mels, n_fft, sample_rate) @ power
     return torch.log(mel + eps).reshape(*batch_shape, n_mels, mel.shape[-1])
+
+
+def change_speed(audio: torch.Tensor | np.ndarray, factor: float) -> torch.Tensor:
+    """``audio`` (..., n) played ``factor`` times faster: linear resampling to ``n / factor``
+    samples, which shortens the clip and raises every frequency by ``factor`` (speed
+    perturbation)."""
+    if not (isinstance(factor, (int, float)) and 0.5 <= factor <= 2.0):
+        raise ValueError(f"factor must be a number in [0.5, 2], got {factor!r}")
+    audio = torch.as_tensor(audio, dtype=torch.float32)
+    if audio.shape[-1] < 2:
+        raise ValueError("audio must have at least two samples to be resampled")
+    n_out = max(2, round(audio.shape[-1] / factor))
+    flat = audio.reshape(-1, 1, audio.shape[-1])
+    out = torch.nn.functional.interpolate(flat, size=n_out, mode="linear", align_corners=True)
+    return out.reshape(*audio.shape[:-1], n_out)
+
+
+def spec_augment(
+    spec: torch.Tensor,
+    max_freq: int = 6,
+    max_time: int = 8,
+    n_masks: int = 1,
+    fill: float | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """SpecAugment's masks on a batch of spectrograms ``(B, n_mels, frames)``: ``n_masks``
+    bands of up to ``max_freq`` mel channels and ``n_masks`` stretches of up to ``max_time``
+    frames, each of random width and position per example, set to ``fill`` (default: the
+    example's mean value, the zero of normalised features)."""
+    if spec.dim() != 3:
+        raise ValueError(f"spec must have shape (B, n_mels, frames), got {tuple(spec.shape)}")
+    batch, n_mels, n_frames = spec.shape
+    masked = torch.zeros_like(spec, dtype=torch.bool)
+    # <show spec_augment>
+    for size, limit, shape in ((n_mels, max_freq, (1, -1, 1)), (n_frames, max_time, (1, 1, -1))):
+        index = torch.arange(size).view(shape)  # along mel channels, then along frames
+        for _ in range(n_masks):
+            width = torch.randint(0, limit + 1, (batch, 1, 1), generator=generator)
+            start = (torch.rand(batch, 1, 1, generator=generator) * (size - width + 1)).long()
+            masked |= (index >= start) & (index < start + width)  # a band per example
+    # </show spec_augment>
+    if fill is None:
+        return torch.where(masked, spec.mean(dim=(1, 2), keepdim=True), spec)
+    return spec.masked_fill(masked, fill)
+
+
+def mel_to_power(mel_power: torch.Tensor, filterbank: torch.Tensor) -> torch.Tensor:
+    """Least-squares inverse of ``mel = filterbank @ power``: ``pinv(filterbank) @ mel``,
+    negative values set to 0. Shapes ``(..., n_mels, frames)`` -> ``(..., n_freqs, frames)``.
+
+    40 mel values cannot determine 129 frequency bins: the pseudo-inverse picks the
+    smallest-norm power spectrum that has these mel energies, a smooth one."""
+    if mel_power.shape[-2] != filterbank.shape[0]:
+        raise ValueError(
+            f"mel_power has {mel_power.shape[-2]} mel channels, the filterbank {filterbank.shape[0]}"
+        )
+    return (torch.linalg.pinv(filterbank) @ mel_power).clamp(min=0)
+
+
+def griffin_lim(
+    magnitude: torch.Tensor,
+    n_fft: int = 256,
+    hop_length: int = 80,
+    n_iter: int = 32,
+    momentum: float = 0.99,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Audio whose STFT magnitude is close to ``magnitude`` ``(..., n_fft // 2 + 1, frames)``.
+
+    Griffin & Lim's iteration: start from random phases; repeatedly turn the complex
+    spectrogram into audio (:func:`torch.istft`), take that audio's STFT, and keep its
+    phase with the wanted magnitude. ``momentum`` is the "fast Griffin-Lim" extrapolation
+    of Perraudin et al. (2013); 0 gives the original algorithm."""
+    if magnitude.shape[-2] != n_fft // 2 + 1:
+        raise ValueError(
+            f"magnitude must have n_fft // 2 + 1 = {n_fft // 2 + 1} rows, got {magnitude.shape[-2]}"
+        )
+    if not 0 <= momentum < 1:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+    window = torch.hann_window(n_fft, device=magnitude.device)
+    length = hop_length * (magnitude.shape[-1] - 1)
+    stft = dict(n_fft=n_fft, hop_length=hop_length, window=window, center=True)
+    # <show griffin_lim>
+    phase = torch.rand(magnitude.shape, generator=generator).to(magnitude.device)
+    angles = torch.polar(torch.ones_like(magnitude), 2 * math.pi * phase)
+    previous = torch.zeros_like(angles)
+    for _ in range(n_iter):
+        audio = torch.istft(magnitude * angles, length=length, **stft)
+        rebuilt = torch.stft(audio, return_complex=True, **stft)  # a consistent STFT
+        angles = rebuilt + momentum * (rebuilt - previous)  # fast Griffin-Lim step
+        previous = rebuilt
+        angles = angles / angles.abs().clamp(min=1e-8)  # keep the phase only
+    return torch.istft(magnitude * angles, length=length, **stft)
+    # </show griffin_lim>
+
+
+def wav_bytes(audio: torch.Tensor | np.ndarray, sample_rate: int = 8000) -> bytes:
+    """A 16-bit mono PCM WAV file (in memory) of ``audio`` (1-D, floats, clipped to [-1, 1])."""
+    audio = np.asarray(torch.as_tensor(audio, dtype=torch.float32).cpu())
+    if audio.ndim != 1 or audio.size == 0:
+        raise ValueError(f"audio must be a non-empty 1-D signal, got shape {audio.shape}")
+    samples = np.round(np.clip(audio, -1, 1) * 32767).astype("<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(sample_rate)
+        f.writeframes(samples.tobytes())
+    return buffer.getvalue()
+
+
+class AudioPlayers:
+    """A table of labelled ``<audio>`` players for a notebook (the WAV data embedded),
+    ``columns`` to a row.
+
+    ``clips`` are 1-D signals, each scaled to a peak of 0.9; the plain-text form of the
+    object (what a text-only viewer shows) lists the labels."""
+
+    def __init__(
+        self, clips: Sequence, labels: Sequence[str], sample_rate: int = 8000, columns: int = 4
+    ):
+        if len(clips) != len(labels) or not clips:
+            raise ValueError(
+                f"need as many labels as clips (>= 1), got {len(clips)}, {len(labels)}"
+            )
+        self.labels = [str(label) for label in labels]
+        self.columns = max(1, int(columns))
+        self.wavs = []
+        for clip in clips:
+            clip = torch.as_tensor(clip, dtype=torch.float32)
+            self.wavs.append(wav_bytes(0.9 * clip / clip.abs().max().clamp(min=1e-8), sample_rate))
+
+    def _repr_html_(self) -> str:
+        cells = []
+        for label, wav in zip(self.labels, self.wavs, strict=True):
+            data = base64.b64encode(wav).decode("ascii")
+            cells.append(
+                f'<td style="text-align:center">{html.escape(label)}<br>'
+                f'<audio controls preload="none" src="data:audio/wav;base64,{data}"></audio></td>'
+            )
+        rows = [cells[i : i + self.columns] for i in range(0, len(cells), self.columns)]
+        return "<table>" + "".join(f"<tr>{''.join(r)}</tr>" for r in rows) + "</table>"
+
+    def __repr__(self) -> str:
+        return "audio clips: " + ", ".join(self.labels)

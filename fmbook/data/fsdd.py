@@ -23,19 +23,28 @@ HTTP mirror that serves a mirror *folder* (no archive) is asked for the files on
   Every speaker appears in every part.
 * ``"speaker"``: all recordings of ``held_out_speaker`` are the test set (a voice never
   heard in training); of the other speakers, recordings 0-4 validate and 5-49 train.
+
+**Features** (:func:`log_mels`) are computed once per process and setting and cached, so
+that the six folds of a speaker cross-validation read the 3,000 files once.
+**Augmentation** (``SpokenDigitsDataModule(augment=True)``): each training batch gets
+SpecAugment's masks (:func:`~fmbook.data.audio.spec_augment`); with ``speeds``, each
+training example is also drawn at one of the speeds ``(1.0, *speeds)``
+(:func:`~fmbook.data.audio.change_speed`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torch.utils.data import TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import Dataset as TorchDataset
 
-from .audio import log_mel_spectrogram, read_wav
+from .audio import change_speed, log_mel_spectrogram, read_wav, spec_augment
 from .datamodules import SplitDataModule
 from .registry import (
     DATA_TAG,
@@ -182,6 +191,52 @@ def split_names(
     return parts
 
 
+def log_mels(names: Sequence[str], n_mels: int = 40, speed: float = 1.0) -> list[torch.Tensor]:
+    """The log-mel spectrograms ``(n_mels, frames)`` of the recordings ``names`` (not cut or
+    padded), each read at ``speed`` (1.0: as recorded). The first call for a setting
+    computes all 3,000 and caches them for the process."""
+    table = _all_log_mels(n_mels, float(speed))
+    missing = [n for n in names if n not in table]
+    if missing:
+        raise ValueError(f"not FSDD recordings of the manifest: {missing[:5]}")
+    return [table[n] for n in names]
+
+
+@functools.lru_cache(maxsize=4)
+def _all_log_mels(n_mels: int, speed: float) -> dict[str, torch.Tensor]:
+    names = [row[0] for row in read_manifest()]
+    folder = fetch_fsdd(names)
+    specs = {}
+    for name in names:
+        audio, rate = read_wav(folder / name)
+        if rate != SAMPLE_RATE:
+            raise DataError(f"{name}: sample rate {rate}, expected {SAMPLE_RATE}")
+        if speed != 1.0:
+            audio = change_speed(audio, speed)
+        specs[name] = log_mel_spectrogram(audio, SAMPLE_RATE, n_mels=n_mels, eps=EPS)
+    return specs
+
+
+class RandomSpeed(TorchDataset):
+    """Item ``i`` is ``(x, y)`` with ``x`` drawn at random from ``copies[:, i]`` (one copy
+    per speed): a speed-perturbed data set of precomputed spectrograms."""
+
+    def __init__(self, copies: torch.Tensor, labels: torch.Tensor):
+        if copies.dim() < 2 or copies.shape[1] != len(labels):
+            raise ValueError(
+                f"copies must have shape (speeds, N, ...) with N = {len(labels)}, "
+                f"got {tuple(copies.shape)}"
+            )
+        self.copies, self.labels = copies, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        k = int(torch.randint(len(self.copies), ()))
+        return self.copies[k, i], self.labels[i]
+
+
 def fix_frames(spec: torch.Tensor, n_frames: int, pad_value: float) -> torch.Tensor:
     """Crop ``spec`` (..., frames) to its first ``n_frames`` frames, or pad it at the end."""
     frames = spec.shape[-1]
@@ -200,6 +255,9 @@ class SpokenDigitsDataModule(SplitDataModule):
     cut to its first ``n_frames`` frames (default 80 = 0.8 s, more than 95 % of the
     recordings fit) or padded at the end with ``log(1e-6)``, the value of silence.
     ``speakers`` restricts the data to some speakers (for quick experiments).
+    ``augment=True`` masks training batches with SpecAugment (``max_freq``, ``max_time``)
+    and, if ``speeds`` are given (e.g. ``(0.9, 1.1)``), draws each training example at one
+    of the speeds ``(1.0, *speeds)``; validation and test data are never augmented.
     """
 
     def __init__(
@@ -211,6 +269,10 @@ class SpokenDigitsDataModule(SplitDataModule):
         batch_size: int = 64,
         speakers: Sequence[str] | None = None,
         num_workers: int = 0,
+        augment: bool = False,
+        speeds: Sequence[float] = (),
+        max_freq: int = 6,
+        max_time: int = 8,
     ):
         super().__init__()
         split_names([], split, held_out_speaker)  # validates both
@@ -223,7 +285,11 @@ class SpokenDigitsDataModule(SplitDataModule):
         self.split, self.held_out_speaker = split, held_out_speaker
         self.n_mels, self.n_frames, self.batch_size = n_mels, n_frames, batch_size
         self.speakers, self.num_workers = speakers, num_workers
-        self.datasets: list[TensorDataset] | None = None
+        for factor in speeds:
+            change_speed(torch.zeros(2), factor)  # validates the factor
+        self.augment, self.speeds = bool(augment), tuple(speeds)
+        self.max_freq, self.max_time = max_freq, max_time
+        self.datasets: list[TorchDataset] | None = None
 
     def _names(self) -> list[str]:
         names = [row[0] for row in read_manifest()]
@@ -238,18 +304,31 @@ class SpokenDigitsDataModule(SplitDataModule):
         if self.datasets is not None:
             return
         names = self._names()
-        folder = fetch_fsdd(names)
         self.names = split_names(names, self.split, self.held_out_speaker)
-        self.datasets = [self._encode(folder, part) for part in self.names]
+        self.datasets = [self._encode(part) for part in self.names]
+        if self.augment and self.speeds:
+            copies = [self._encode(self.names[0], speed) for speed in self.speeds]
+            stacked = torch.stack([d.tensors[0] for d in [self.datasets[0], *copies]])
+            self.datasets[0] = RandomSpeed(stacked, self.datasets[0].tensors[1])
 
-    def _encode(self, folder: Path, names: list[str]) -> TensorDataset:
-        specs, digits = [], []
-        for name in names:
-            audio, rate = read_wav(folder / name)
-            if rate != SAMPLE_RATE:
-                raise DataError(f"{name}: sample rate {rate}, expected {SAMPLE_RATE}")
-            spec = log_mel_spectrogram(audio, SAMPLE_RATE, n_mels=self.n_mels, eps=EPS)
-            specs.append(fix_frames(spec, self.n_frames, pad_value=math.log(EPS)))
-            digits.append(parse_name(name)[0])
+    def _encode(self, names: list[str], speed: float = 1.0) -> TensorDataset:
+        silence = math.log(EPS)
+        specs = [fix_frames(s, self.n_frames, silence) for s in log_mels(names, self.n_mels, speed)]
+        digits = [parse_name(name)[0] for name in names]
         x = torch.stack(specs) if specs else torch.empty(0, self.n_mels, self.n_frames)
         return TensorDataset(x, torch.tensor(digits, dtype=torch.long))
+
+    def _masked(self, batch):
+        x, y = torch.utils.data.default_collate(batch)
+        return spec_augment(x, self.max_freq, self.max_time), y
+
+    def train_dataloader(self):
+        if not self.augment:
+            return super().train_dataloader()
+        return DataLoader(
+            self.datasets[0],
+            batch_size=self.batch_size,
+            shuffle=True,
+            collate_fn=self._masked,
+            num_workers=self.num_workers,
+        )
