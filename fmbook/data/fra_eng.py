@@ -37,8 +37,8 @@ import regex
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from ..tokenizers import WordTokenizer
-from ..tokenizers.word import WORD_PATTERN
+from ..tokenizers import BPETokenizer, WordTokenizer
+from ..tokenizers.word import UNK, WORD_PATTERN
 from .datamodules import SplitDataModule
 from .registry import fetch
 
@@ -222,8 +222,7 @@ class FraEngDataModule(SplitDataModule):
         self.train_pairs, self.val_pairs, self.test_pairs = parts
         if not self.train_pairs:
             raise ValueError(f"no training pair has at most max_len={self.max_len} tokens")
-        self.src_tokenizer = self._vocab([s for s, _ in self.train_pairs])
-        self.tgt_tokenizer = self._vocab([t for _, t in self.train_pairs])
+        self.src_tokenizer, self.tgt_tokenizer = self._tokenizers(self.train_pairs)
         self.datasets = [PairDataset(p, self.src_tokenizer, self.tgt_tokenizer) for p in parts]
 
     def references(self, part: str = "test") -> dict[str, list[str]]:
@@ -241,6 +240,13 @@ class FraEngDataModule(SplitDataModule):
 
     def _fits(self, pair: tuple[str, str]) -> bool:
         return all(0 < len(s.split()) <= self.max_len for s in pair)
+
+    def _tokenizers(self, train_pairs) -> tuple:
+        """(source, target) tokenizers, built from the training pairs only."""
+        return (
+            self._vocab([s for s, _ in train_pairs]),
+            self._vocab([t for _, t in train_pairs]),
+        )
 
     def _vocab(self, sentences: list[str]) -> WordTokenizer:
         return WordTokenizer.train("\n".join(sentences), min_freq=self.min_freq, specials=SPECIALS)
@@ -285,6 +291,96 @@ class FraEngDataModule(SplitDataModule):
         ids = ids.tolist()
         ids = ids[: ids.index(self.eos_id)] if self.eos_id in ids else ids
         return " ".join(self.tgt_tokenizer.itos[i] for i in ids)
+
+
+class SharedBPE:
+    """A byte-level :class:`~fmbook.tokenizers.BPETokenizer` behind the ids of the word
+    vocabularies' special tokens, for both languages at once (a *shared* vocabulary).
+
+    Ids 0-3 are ``<unk>`` (never produced: byte-level BPE has no unknown input), ``<pad>``,
+    ``<bos>`` and ``<eos>``, as in :data:`SPECIALS`; BPE token ``k`` is id ``4 + k``. A
+    sentence is encoded with a space in front, so that with the GPT-2 pre-splitting every
+    word, the first one included, is a chunk ``" word"`` and gets the same tokens
+    wherever it stands.
+    """
+
+    OFFSET = 1 + len(SPECIALS)
+
+    def __init__(self, bpe: BPETokenizer):
+        if not isinstance(bpe, BPETokenizer):
+            raise ValueError(f"bpe must be a BPETokenizer, got {type(bpe).__name__}")
+        self.bpe = bpe
+        self.stoi = {UNK: 0, **{s: 1 + i for i, s in enumerate(SPECIALS)}}
+        self.unk_id = 0
+
+    @classmethod
+    def train(cls, sentences: Sequence[str], vocab_size: int) -> SharedBPE:
+        """Learn BPE merges from ``sentences`` (both languages' training text) so that the
+        vocabulary, specials included, has ``vocab_size`` ids."""
+        if isinstance(sentences, str) or not sentences:
+            raise ValueError("sentences must be a non-empty list of sentences")
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
+            raise ValueError(f"vocab_size must be an integer, got {vocab_size!r}")
+        if vocab_size < 256 + cls.OFFSET:
+            raise ValueError(
+                f"vocab_size must be >= {256 + cls.OFFSET} (256 bytes and "
+                f"{cls.OFFSET} specials), got {vocab_size}"
+            )
+        text = "".join(f" {s}\n" for s in sentences)
+        return cls(BPETokenizer.train(text, vocab_size - cls.OFFSET, pattern="gpt2"))
+
+    @property
+    def vocab_size(self) -> int:
+        return self.bpe.vocab_size + self.OFFSET
+
+    def encode(self, sentence: str) -> list[int]:
+        """Ids of a (normalised) sentence, without specials."""
+        return [self.OFFSET + i for i in self.bpe.encode(" " + sentence)]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """The sentence of ``ids``; special ids are left out."""
+        return self.bpe.decode([i - self.OFFSET for i in ids if i >= self.OFFSET]).strip()
+
+    def pieces(self, sentence: str) -> list[str]:
+        """The tokens of a sentence as strings (``"Ġ"``-free: a leading space is shown)."""
+        return [self.bpe.token_str(i) for i in self.bpe.encode(" " + sentence)]
+
+
+class FraEngBPEDataModule(FraEngDataModule):
+    """:class:`FraEngDataModule` with one BPE vocabulary of ``vocab_size`` ids shared by
+    both languages (:class:`SharedBPE`), trained on the training part's sentences only.
+
+    The pairs, split, length filter (``max_len`` counts *words*, as in the word data
+    module, so both keep the same pairs), batches and special ids are those of
+    :class:`FraEngDataModule`; ``src_tokenizer`` and ``tgt_tokenizer`` are the same object.
+    """
+
+    def __init__(self, vocab_size: int = 8000, **kwargs):
+        if "min_freq" in kwargs:
+            raise ValueError("min_freq is for word vocabularies; BPE has no unknown words")
+        super().__init__(**kwargs)
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
+            raise ValueError(f"vocab_size must be an integer, got {vocab_size!r}")
+        if vocab_size < 256 + SharedBPE.OFFSET:
+            raise ValueError(f"vocab_size must be >= {256 + SharedBPE.OFFSET}, got {vocab_size}")
+        self.vocab_size = vocab_size
+
+    def _tokenizers(self, train_pairs) -> tuple:
+        sentences = [s for pair in train_pairs for s in pair]
+        shared = SharedBPE.train(sentences, self.vocab_size)
+        return shared, shared
+
+    def decoder_inputs(self, targets: Sequence[str]) -> torch.Tensor:
+        """Target sentences -> teacher-forcing inputs ``[<bos>, y_1 .. y_n]`` (B, T)."""
+        _check_sentences(targets, self.tgt_tokenizer)
+        rows = [torch.tensor([self.bos_id, *self.tgt_tokenizer.encode(t)]) for t in targets]
+        return pad_sequence(rows, batch_first=True, padding_value=self.pad_id)
+
+    def target_words(self, ids: torch.Tensor) -> str:
+        """One row of target ids -> its sentence up to (without) the first <eos>."""
+        ids = ids.tolist()
+        ids = ids[: ids.index(self.eos_id)] if self.eos_id in ids else ids
+        return self.tgt_tokenizer.decode(ids)
 
 
 def _check_sentences(sentences, tokenizer) -> None:
