@@ -14,7 +14,7 @@ CONSTRAINTS ?= -c constraints.txt
 TORCH ?= $(shell grep -m1 '^torch==' constraints.txt)
 export FMBOOK_DATA_MIRROR ?= $(abspath ../shared/data)
 
-.PHONY: install book test lab lint unit unit-fast notebooks site browser benchmarks clean colab
+.PHONY: install book test checks lab lint unit unit-fast notebooks site browser benchmarks clean colab
 
 install: $(VENV)/.installed
 
@@ -100,7 +100,16 @@ browser:
 	            chromium fonts-noto-cjk fontconfig >/dev/null; \
 	    else echo "make browser: install chromium and fonts-noto-cjk (apt-get install ...)" >&2; exit 1; fi; }
 
-test: lint unit notebooks site
+# `make test` runs the unit tests and the notebooks in one pool of two workers (one file
+# each at a time), the slowest file (the Colab simulation) first, so that it runs beside
+# the notebooks instead of holding up a stage of its own. FMBOOK_PROFILE=smoke sizes the
+# notebooks; the tests that read the profile set it themselves.
+checks: install
+	FMBOOK_PROFILE=smoke $(PY) -m pytest -q -n 2 --dist loadfile --durations=15 -m "not site" \
+	    --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider \
+	    tests/test_colab_sim.py tests chapters
+
+test: lint checks site
 
 # Every benchmark side by side (a few minutes); results to benchmarks/results/, numbers on
 # the Performance page via benchmarks/README.md.
