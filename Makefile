@@ -14,6 +14,11 @@ CONSTRAINTS ?= -c constraints.txt
 TORCH ?= $(shell grep -m1 '^torch==' constraints.txt)
 export FMBOOK_DATA_MIRROR ?= $(abspath ../shared/data)
 
+# Each pytest worker and each notebook kernel computes on ONE thread: two workers, each
+# running torch with a thread per core, oversubscribe the two cores, and torch's spinning
+# OpenMP threads then wait on each other (measured: a 22-s smoke cell took 209 s).
+ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+
 .PHONY: install book test checks lab lint unit unit-fast notebooks site browser benchmarks clean colab
 
 install: $(VENV)/.installed
@@ -75,7 +80,7 @@ lint: install
 # run beside the rest instead of after it. (The Colab simulation also covers what a separate
 # fresh-venv test did: a wheel, a new venv, a chapter run in an empty folder.)
 unit: install
-	$(PY) -m pytest -q -n 2 --dist loadfile --durations=10 -m "not site" tests
+	$(ONE_THREAD) $(PY) -m pytest -q -n 2 --dist loadfile --durations=10 -m "not site" tests
 
 # The unit tests without those marked slow (training runs, a wheel build): a quick check while editing.
 unit-fast: install
@@ -84,7 +89,7 @@ unit-fast: install
 # Every notebook, top to bottom, in the smoke profile; cells tagged nbval-check-output must
 # reproduce their stored (full-profile) outputs.
 notebooks: install
-	FMBOOK_PROFILE=smoke $(PY) -m pytest -q --nbval-lax -n 2 --dist loadfile \
+	$(ONE_THREAD) FMBOOK_PROFILE=smoke $(PY) -m pytest -q --nbval-lax -n 2 --dist loadfile \
 	    --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider chapters
 
 # The built website as a reader sees it, in headless Chromium.
@@ -105,7 +110,8 @@ browser:
 # the notebooks instead of holding up a stage of its own. FMBOOK_PROFILE=smoke sizes the
 # notebooks; the tests that read the profile set it themselves.
 checks: install
-	FMBOOK_PROFILE=smoke $(PY) -m pytest -q -n 2 --dist loadfile --durations=15 -m "not site" \
+	$(ONE_THREAD) FMBOOK_PROFILE=smoke $(PY) -m pytest -q -n 2 --dist loadfile --durations=15 \
+	    -m "not site" \
 	    --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider \
 	    tests/test_colab_sim.py tests chapters
 
