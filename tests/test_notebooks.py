@@ -1,5 +1,6 @@
 """Static checks of every chapter notebook: the setup cell, stored outputs, teaching parts."""
 
+import ast
 import json
 import re
 
@@ -78,6 +79,25 @@ def test_plot_cells_end_with_show(path):
         assert not src.endswith(";"), f"{path.name}: a cell ends with ';'"
         if "plt." in src or "sns." in src:
             assert "plt.show()" in src, f"{path.name}: a plot cell without plt.show()"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_no_cell_ends_with_a_bare_glue_call(path):
+    """glue() returns its value, so a cell ending in ``glue(...)`` shows it as a stray Out[]
+    number under the cell; assign it instead (``x = glue("x", ...)``)."""
+    for cell in code_cells(load(path)):
+        source = "".join(cell["source"])
+        try:
+            body = ast.parse(source).body
+        except SyntaxError:  # IPython syntax (%pip, !cmd): not a glue cell
+            continue
+        last = body[-1] if body else None
+        bare = (
+            isinstance(last, ast.Expr)
+            and isinstance(last.value, ast.Call)
+            and getattr(last.value.func, "id", None) == "glue"
+        )
+        assert not bare, f"{path.name}: a cell ends with a bare glue call:\n{source[-200:]}"
 
 
 def figure_cells(nb):
