@@ -97,7 +97,9 @@ site: book browser
 	$(PY) -m pytest -q -m site tests/test_site.py
 
 # Debian's chromium for the site test, and fonts-noto-cjk so that Chinese characters render
-# in the browser and in figures; installed here when missing and we are root (CI).
+# in the browser and in figures; installed here when missing and we are root (CI). `checks`
+# needs it too: the figure test with Chinese text skips without the font, and matplotlib
+# caches its font list the first time it runs (a font installed later goes unseen).
 browser:
 	@{ command -v chromium >/dev/null && fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; } || { \
 	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -109,7 +111,7 @@ browser:
 # each at a time), the slowest file (the Colab simulation) first, so that it runs beside
 # the notebooks instead of holding up a stage of its own. FMBOOK_PROFILE=smoke sizes the
 # notebooks; the tests that read the profile set it themselves.
-checks: install
+checks: install browser
 	$(ONE_THREAD) FMBOOK_PROFILE=smoke $(PY) -m pytest -q -n 2 --dist loadfile --durations=15 \
 	    -m "not site" \
 	    --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider \
