@@ -25,6 +25,7 @@ import os
 import re
 import subprocess
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -344,16 +345,19 @@ MIN_FIGURE_SCALE = 0.6
 @pytest.fixture(scope="module")
 def measured(chromium, server, tmp_path_factory) -> dict[str, dict]:
     base, _ = server
-    result = {}
-    for page in CHAPTERS:
-        work = tmp_path_factory.mktemp("measure")
+
+    def measure(page, work):
         done = run_chromium(
             [*chromium_args(chromium, work / "p"), "--dump-dom", f"{base}/{page}?measure"]
         )
         found = BeautifulSoup(done.stdout, "html.parser").find(id="fmbook-measure")
         assert found is not None, f"{page}: the measuring script did not run"
-        result[page] = json.loads(found.get_text())
-    return result
+        return json.loads(found.get_text())
+
+    # Two browsers at a time: one Chromium mostly waits on its own renderer process.
+    works = [tmp_path_factory.mktemp("measure") for _ in CHAPTERS]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(CHAPTERS, pool.map(measure, CHAPTERS, works), strict=True))
 
 
 @pytest.mark.parametrize("page", CHAPTERS)
