@@ -68,7 +68,6 @@ class BM25Retriever:
 # </show bm25>
 
 
-# <show dense>
 class DenseRetriever:
     """Cosine similarity of mean-pooled final hidden states of ``encoder(ids) -> (B, T, C)``
     (e.g. the book's :class:`~fmbook.models.bert.BERT`); texts are encoded as characters
@@ -114,10 +113,6 @@ class DenseRetriever:
         return scores.topk(k, dim=-1).indices.numpy()
 
 
-# </show dense>
-
-
-# <show recall>
 def recall_at_k(ranks, relevant: Sequence[Sequence[int]], k: int) -> float:
     """The fraction of queries with at least one relevant document among their first k
     ranked ones. ``ranks``: (Q, >= k) document indices, best first; ``relevant[q]``: the
@@ -136,9 +131,6 @@ def recall_at_k(ranks, relevant: Sequence[Sequence[int]], k: int) -> float:
         bool(set(row[:k].tolist()) & set(rel)) for row, rel in zip(ranks, relevant, strict=True)
     ]
     return float(np.mean(hits))
-
-
-# </show recall>
 
 
 __all__ = ["BM25Retriever", "DenseRetriever", "recall_at_k", "words"]

@@ -229,7 +229,6 @@ class QADataModule(L.LightningDataModule):
         return DataLoader(self.tensors["test"], batch_size=256)
 
 
-# <show open_book>
 class OpenBookWindows(Dataset):
     """Training windows for a language model that should use a passage in its prompt.
 
@@ -275,9 +274,6 @@ class OpenBookWindows(Dataset):
         doc = self.ids[at : at + self.doc_len]
         seq = torch.cat([doc, self.sep, self.ids[i : i + self.block_size + 1]])
         return seq[: self.block_size], seq[1 : self.block_size + 1]
-
-
-# </show open_book>
 
 
 # ------------------------------------------------------------------------ heuristics

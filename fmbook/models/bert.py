@@ -181,7 +181,6 @@ class BERTForSequenceClassification(nn.Module):
         return logits, loss
 
 
-# <show span_qa>
 class BERTForQuestionAnswering(nn.Module):
     """BERT plus a span head for extractive QA (Devlin et al., 2019, SQuAD): one linear map
     gives every token a start score and an end score.
@@ -211,10 +210,6 @@ class BERTForQuestionAnswering(nn.Module):
         return start_logits, end_logits, loss
 
 
-# </show span_qa>
-
-
-# <show best_span>
 @torch.no_grad()
 def best_span(start_logits, end_logits, max_answer_len: int = 30):
     """The span (s, e) with s <= e < s + max_answer_len that maximises
@@ -227,9 +222,6 @@ def best_span(start_logits, end_logits, max_answer_len: int = 30):
     scores = scores.masked_fill(~ok.to(scores.device), float("-inf")).flatten(1)  # (B, T*T)
     best = scores.argmax(-1)  # (B,)
     return best // T, best % T
-
-
-# </show best_span>
 
 
 # ---------------------------------------------------------------------------- masking
