@@ -4,6 +4,7 @@ from torch.utils.data import DataLoader
 
 from fmbook.data.plays import CLS, PAD, encoder_tokenizer
 from fmbook.data.qa import (
+    OpenBookWindows,
     QAExample,
     encode_example,
     encode_examples,
@@ -120,6 +121,23 @@ def test_dense_retriever_finds_a_document_given_itself():
     assert dense.search(DOCS, k=1)[:, 0].tolist() == [0, 1, 2, 3]
 
 
+def test_open_book_windows_hold_the_text_that_follows():
+    ids = torch.arange(1000) % 97 + 3  # distinct ids within any window of 97
+    sep = [1, 2]
+    data = OpenBookWindows(ids, 64, sep, doc_len=20, max_back=5, p_open=1.0)
+    for i in range(0, len(data), 97):
+        x, y = data[i]
+        assert x.shape == y.shape == (64,) and torch.equal(x[1:], y[:-1])
+        doc, rest = x[:20], x[22:]
+        assert x[20:22].tolist() == sep
+        k = int((doc == rest[0]).nonzero()[0])  # where the text after the passage begins
+        assert torch.equal(doc[k:], rest[: 20 - k])  # the passage holds what follows
+    plain = OpenBookWindows(ids, 64, sep, doc_len=20, max_back=5, p_open=0.0, p_random=0.0)
+    x, y = plain[0]
+    assert torch.equal(x, ids[25:89]) and torch.equal(y, ids[26:90])
+
+
+@pytest.mark.slow
 def test_a_tiny_run_learns_a_trivial_span_task():
     # the answer is the span "xy" in random letters: learnable from token identity
     seed_everything(0)
