@@ -490,3 +490,16 @@ def decoding(
     token_id("eos_id", eos_id, vocab_size, "tgt_vocab_size")
     if not isinstance(beam_size, int) or beam_size < 1:
         raise ValueError(f"beam_size must be an int >= 1, got {beam_size!r}")
+
+
+def span_logits(start_logits, end_logits, max_answer_len) -> None:
+    """Start and end scores of a span head: two float tensors (B, T) of one shape."""
+    floats("start_logits", start_logits)
+    floats("end_logits", end_logits)
+    if start_logits.dim() != 2 or start_logits.shape != end_logits.shape:
+        raise ValueError(
+            "start_logits and end_logits must both be (B, T), got "
+            f"{tuple(start_logits.shape)} and {tuple(end_logits.shape)}"
+        )
+    if not isinstance(max_answer_len, int) or max_answer_len < 1:
+        raise ValueError(f"max_answer_len must be an int >= 1, got {max_answer_len!r}")

@@ -38,6 +38,7 @@ __all__ = [
     "perplexity",
     "sample_nll",
     "self_bleu",
+    "squad_scores",
     "word_error_rate",
 ]
 
@@ -400,3 +401,35 @@ def word_error_rate(hypotheses: Sequence[str], references: Sequence[str]) -> flo
     if not any(r.split() for r in references):
         raise ValueError("the references hold no words: the WER is undefined")
     return float(WordErrorRate()(hypotheses, references))
+
+
+def squad_scores(preds: Sequence[str], targets: Sequence[str | Sequence[str]]) -> dict[str, float]:
+    """SQuAD exact match and F1 in percent (Rajpurkar et al., 2016), computed by
+    ``torchmetrics.text.SQuAD``: each prediction is compared with each of its reference
+    answers after normalisation (lower case, punctuation and the articles a/an/the removed,
+    white space collapsed); EM is 100 if some reference is equal, F1 is the best F1 of the
+    *word* overlap with a reference. Both are averaged over the examples.
+
+    ``targets[i]`` is one reference answer or a list of them. Returns ``{"em", "f1"}``.
+    """
+    from torchmetrics.text import SQuAD
+
+    preds, targets = list(preds), list(targets)
+    if len(preds) != len(targets) or not preds:
+        raise ValueError(
+            f"need as many predictions as targets (>= 1), got {len(preds)} and {len(targets)}"
+        )
+    refs = [[t] if isinstance(t, str) else list(t) for t in targets]
+    if not all(isinstance(p, str) for p in preds) or not all(
+        r and all(isinstance(a, str) for a in r) for r in refs
+    ):
+        raise ValueError("predictions must be strings, targets strings or lists of strings")
+    metric = SQuAD()
+    scores = metric(
+        [{"prediction_text": p, "id": str(i)} for i, p in enumerate(preds)],
+        [
+            {"answers": {"text": r, "answer_start": [0] * len(r)}, "id": str(i)}
+            for i, r in enumerate(refs)
+        ],
+    )
+    return {"em": float(scores["exact_match"]), "f1": float(scores["f1"])}

@@ -12,11 +12,21 @@ from .bert import (  # noqa: E402
     BERT,
     BERTConfig,
     BERTForMaskedLM,
+    BERTForQuestionAnswering,
     BERTForSequenceClassification,
+    best_span,
     mask_tokens,
 )
 
-__all__ += ["BERT", "BERTConfig", "BERTForMaskedLM", "BERTForSequenceClassification", "mask_tokens"]
+__all__ += [
+    "BERT",
+    "BERTConfig",
+    "BERTForMaskedLM",
+    "BERTForQuestionAnswering",
+    "BERTForSequenceClassification",
+    "best_span",
+    "mask_tokens",
+]
 
 from .lstm_seq2seq import LSTMSeq2Seq  # noqa: E402
 

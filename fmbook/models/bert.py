@@ -181,6 +181,49 @@ class BERTForSequenceClassification(nn.Module):
         return logits, loss
 
 
+class BERTForQuestionAnswering(nn.Module):
+    """BERT plus a span head for extractive QA (Devlin et al., 2019, SQuAD): one linear map
+    gives every token a start score and an end score.
+
+    ``forward(ids, starts=None, ends=None, allowed=None)`` returns (start logits (B, T),
+    end logits (B, T), loss). ``allowed`` (B, T) is True where an answer may lie (the
+    context); other positions get -inf. The loss is the mean of the two cross-entropies
+    of the true start and end positions, as in BERT.
+    """
+
+    def __init__(self, cfg: BERTConfig):
+        super().__init__()
+        self.config = cfg
+        self.bert = BERT(cfg)
+        self.span = nn.Linear(cfg.d_model, 2)
+        _init_weights(self.span)
+
+    def forward(self, ids, starts=None, ends=None, allowed=None):
+        h = self.bert(ids)  # (B, T, C)
+        start_logits, end_logits = self.span(h).unbind(-1)  # (B, T) each
+        if allowed is not None:
+            start_logits = start_logits.masked_fill(~allowed, float("-inf"))
+            end_logits = end_logits.masked_fill(~allowed, float("-inf"))
+        loss = None
+        if starts is not None and ends is not None:
+            loss = (F.cross_entropy(start_logits, starts) + F.cross_entropy(end_logits, ends)) / 2
+        return start_logits, end_logits, loss
+
+
+@torch.no_grad()
+def best_span(start_logits, end_logits, max_answer_len: int = 30):
+    """The span (s, e) with s <= e < s + max_answer_len that maximises
+    start_logits[s] + end_logits[e], for each row; returns starts (B,), ends (B,)."""
+    _checks.span_logits(start_logits, end_logits, max_answer_len)
+    T = start_logits.shape[1]
+    scores = start_logits[:, :, None] + end_logits[:, None, :]  # (B, T, T): [b, s, e]
+    s, e = torch.arange(T)[:, None], torch.arange(T)[None, :]
+    ok = (e >= s) & (e < s + max_answer_len)  # (T, T)
+    scores = scores.masked_fill(~ok.to(scores.device), float("-inf")).flatten(1)  # (B, T*T)
+    best = scores.argmax(-1)  # (B,)
+    return best // T, best % T
+
+
 # ---------------------------------------------------------------------------- masking
 
 

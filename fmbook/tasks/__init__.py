@@ -7,6 +7,7 @@ from .masked_lm import MaskedLM
 from .schedules import warmup_cosine
 from .seq2seq import Seq2Seq
 from .skipgram import SkipGram
+from .span_qa import SpanQA, answer_mask, predict_spans
 from .trainer import History, evaluate, make_trainer
 
 __all__ = [
@@ -17,8 +18,11 @@ __all__ = [
     "Seq2Seq",
     "SequenceClassification",
     "SkipGram",
+    "SpanQA",
+    "answer_mask",
     "evaluate",
     "make_trainer",
     "predict",
+    "predict_spans",
     "warmup_cosine",
 ]
