@@ -20,3 +20,23 @@ __all__ = [
     "record",
     "record_attention",
 ]
+
+from .induction import (  # noqa: E402
+    InductionMonitor,
+    ablate_heads,
+    induction_targets,
+    masked_loss,
+    prefix_matching_chance,
+    prefix_matching_score,
+    previous_token_score,
+)
+
+__all__ += [
+    "InductionMonitor",
+    "ablate_heads",
+    "induction_targets",
+    "masked_loss",
+    "prefix_matching_chance",
+    "prefix_matching_score",
+    "previous_token_score",
+]
