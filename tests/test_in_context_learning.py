@@ -98,8 +98,9 @@ def test_prefix_matching_bad_input():
 
 def small_model(positions="rope"):
     torch.manual_seed(0)
-    cfg = AttnOnlyConfig(vocab_size=16, max_len=24, n_layer=2, n_head=4, d_model=32,
-                         positions=positions)
+    cfg = AttnOnlyConfig(
+        vocab_size=16, max_len=24, n_layer=2, n_head=4, d_model=32, positions=positions
+    )
     return AttnOnlyTransformer(cfg).eval()
 
 

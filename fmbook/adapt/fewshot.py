@@ -35,7 +35,9 @@ def few_shot_prompt(shots, query, sep=": ", end="\n"):
 def answer_batch(tokenizer, prompts, answers):
     """(N, T) ids of prompt + answer, right-padded, and (N, T) targets that hold the
     next token only where it is a token of the answer (elsewhere -100, ignored)."""
-    rows = [(tokenizer.encode(p), tokenizer.encode(a)) for p, a in zip(prompts, answers)]
+    rows = [
+        (tokenizer.encode(p), tokenizer.encode(a)) for p, a in zip(prompts, answers, strict=True)
+    ]
     T = max(len(p) + len(a) for p, a in rows) - 1
     ids = torch.zeros(len(rows), T, dtype=torch.long)
     targets = torch.full((len(rows), T), -100)
@@ -76,8 +78,12 @@ def fine_tune_lm(
     ids, targets = answer_batch(tokenizer, prompts, [y + "\n" for _, y in shots])
     loader = DataLoader(TensorDataset(ids, targets), batch_size=len(shots), shuffle=True)
     task = CausalLM(
-        tuned, lr=lr, warmup_steps=max(1, steps // 10), max_steps=steps,
-        weight_decay=0.0, min_lr_ratio=1.0,
+        tuned,
+        lr=lr,
+        warmup_steps=max(1, steps // 10),
+        max_steps=steps,
+        weight_decay=0.0,
+        min_lr_ratio=1.0,
     )
     trainer = make_trainer(max_steps=steps, val_every=steps, limit_val_batches=0)
     trainer.fit(task, train_dataloaders=loader)

@@ -48,6 +48,11 @@ class RepeatedSegments(Dataset):
         seq = self.tokens[i].long()
         return seq[:-1], seq[1:]  # x (T,), y (T,)
 
+    def tensors(self):
+        """All sequences at once: x (n, T) and y (n, T)."""
+        seq = self.tokens.long()
+        return seq[:, :-1], seq[:, 1:]
+
     def target_masks(self, idx=None):
         """Boolean (n, T) masks over the *targets* y: the tokens of the first and of the
         second occurrence that follow a token of the same occurrence (all but the first

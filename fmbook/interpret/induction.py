@@ -97,8 +97,11 @@ def _check_tokens(tokens, query_mask) -> None:
 def _check_score(attn, tokens, query_mask) -> None:
     _check_tokens(tokens, query_mask)
     B, T = tokens.shape
-    if not torch.is_tensor(attn) or attn.dim() != 4 or attn.shape[::2] != (B, T) or (
-        attn.shape[-1] != T
+    if (
+        not torch.is_tensor(attn)
+        or attn.dim() != 4
+        or attn.shape[::2] != (B, T)
+        or (attn.shape[-1] != T)
     ):
         raise ValueError(
             f"attn must be (B, H, T, T) = ({B}, H, {T}, {T}) for tokens of shape {(B, T)}, "
@@ -175,9 +178,7 @@ class InductionMonitor(L.Callback):
 
     def __init__(self, x, y, first_mask, second_mask, every: int = 25):
         _checks.positive_int("every", every)
-        self.x, self.y, self.first, self.second, self.every = (
-            x, y, first_mask, second_mask, every
-        )
+        self.x, self.y, self.first, self.second, self.every = (x, y, first_mask, second_mask, every)
         self.rows: list[dict] = []
 
     def measure(self, model: nn.Module, step: int) -> dict:
@@ -195,7 +196,7 @@ class InductionMonitor(L.Callback):
         for name in maps.names():
             scores = prefix_matching_score(maps[name], self.x, self.second)
             prev = previous_token_score(maps[name])
-            for h, (s, p) in enumerate(zip(scores.tolist(), prev.tolist())):
+            for h, (s, p) in enumerate(zip(scores.tolist(), prev.tolist(), strict=True)):
                 row[f"{name}.{h}"] = s
                 row[f"prev:{name}.{h}"] = p
         model.train(was_training)
