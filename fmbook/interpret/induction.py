@@ -119,7 +119,7 @@ def _check_score(attn, tokens, query_mask) -> None:
 def ablate_heads(model, heads, mode="zero"):
     """While the block runs, replace the output of each head in ``heads``
     ({layer name: [head indices]}) by zeros (``mode="zero"``) or by its mean over the
-    batch and positions (``mode="mean"``), before the layer's output projection."""
+    batch at each position (``mode="mean"``), before the layer's output projection."""
     layers = _ablation_layers(model, heads, mode)
 
     def before(name, proj, args, kwargs):  # proj's input: the heads side by side
@@ -127,7 +127,7 @@ def ablate_heads(model, heads, mode="zero"):
         D = y.shape[-1] // layers[name][0].n_head
         for h in layers[name][1]:
             part = y[..., h * D : (h + 1) * D]  # (B, T, D): head h
-            y[..., h * D : (h + 1) * D] = 0.0 if mode == "zero" else part.mean((0, 1))
+            y[..., h * D : (h + 1) * D] = 0.0 if mode == "zero" else part.mean(0)
         return (y, *args[1:]), kwargs
 
     projs = {name: layer.proj for name, (layer, _) in layers.items()}
