@@ -5,6 +5,9 @@
 * :mod:`.trace`: ``record`` the outputs of submodules into a ``Trace`` (names, shapes, norms).
 * :mod:`.attention`: ``record_attention``, the attention weights of every
   ``MultiHeadAttention`` (``AttentionMaps``, ``attention_inputs``).
+* :mod:`.induction`: induction heads, ``prefix_matching_score`` and
+  ``previous_token_score`` of every head, ``ablate_heads`` (zero or mean ablation),
+  ``masked_loss`` and the ``InductionMonitor`` training callback.
 """
 
 from .attention import AttentionMaps, attention_inputs, record_attention
