@@ -5,6 +5,9 @@
 * :mod:`.trace`: ``record`` the outputs of submodules into a ``Trace`` (names, shapes, norms).
 * :mod:`.attention`: ``record_attention``, the attention weights of every
   ``MultiHeadAttention`` (``AttentionMaps``, ``attention_inputs``).
+* :mod:`.induction`: induction heads, ``prefix_matching_score`` and
+  ``previous_token_score`` of every head, ``ablate_heads`` (zero or mean ablation),
+  ``masked_loss`` and the ``InductionMonitor`` training callback.
 """
 
 from .attention import AttentionMaps, attention_inputs, record_attention
@@ -19,4 +22,24 @@ __all__ = [
     "forward_hooks",
     "record",
     "record_attention",
+]
+
+from .induction import (  # noqa: E402
+    InductionMonitor,
+    ablate_heads,
+    induction_targets,
+    masked_loss,
+    prefix_matching_chance,
+    prefix_matching_score,
+    previous_token_score,
+)
+
+__all__ += [
+    "InductionMonitor",
+    "ablate_heads",
+    "induction_targets",
+    "masked_loss",
+    "prefix_matching_chance",
+    "prefix_matching_score",
+    "previous_token_score",
 ]

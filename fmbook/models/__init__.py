@@ -35,3 +35,7 @@ __all__ += ["LSTMSeq2Seq"]
 from .transformer import Seq2SeqConfig, Transformer  # noqa: E402
 
 __all__ += ["Seq2SeqConfig", "Transformer"]
+
+from .attn_only import AttnOnlyConfig, AttnOnlyTransformer  # noqa: E402
+
+__all__ += ["AttnOnlyConfig", "AttnOnlyTransformer"]
