@@ -163,6 +163,15 @@ def tiny_model():
     return TwoTower(audio, CharTextEncoder(len(dc.ALPHABET) + 1, 16, 8, 8))
 
 
+def test_a_text_embedding_does_not_depend_on_the_padding_of_its_batch():
+    text = tiny_model().text_encoder.eval()
+    alone = text(dc.encode_texts(["sept"]))
+    padded = text(dc.encode_texts(["sept", "a recording of the digit seven"]))[:1]
+    assert torch.allclose(alone, padded, atol=1e-6)
+    with pytest.raises(ValueError, match="at least one character"):
+        text(torch.tensor([[0, 0], [3, 4]]))
+
+
 @pytest.mark.filterwarnings("ignore:You are trying to .self.log")
 def test_two_tower_shapes_temperature_and_a_training_step():
     model = tiny_model()

@@ -2,8 +2,9 @@
 text encoder map their inputs into one embedding space, trained with the symmetric InfoNCE
 loss of :mod:`fmbook.nn.contrastive`.
 
-* :class:`CharTextEncoder`: characters -> embedding, a bidirectional GRU mean-pooled over
-  the real (non-padding) characters, then a linear projection.
+* :class:`CharTextEncoder`: characters -> embedding, a bidirectional GRU (run on packed
+  sequences, so padding never enters it) mean-pooled over the real characters, then a
+  linear projection.
 * :class:`TwoTower`: any two encoders with the same output width, and a learnable
   temperature stored as its logarithm.
 """
@@ -14,10 +15,17 @@ import math
 
 import torch
 import torch.nn as nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .. import _checks
 from ..nn.contrastive import info_nce
 from ..nn.pooling import mean_pool
+
+
+def _check_text(ids, vocab_size: int) -> None:
+    _checks.ids(ids, vocab_size)
+    if ids.shape[1] == 0 or bool((ids[:, 0] == 0).any()):
+        raise ValueError("every text needs at least one character (padding, id 0, goes at the end)")
 
 
 class CharTextEncoder(nn.Module):
@@ -33,10 +41,15 @@ class CharTextEncoder(nn.Module):
         self.proj = nn.Linear(2 * hidden, d_out)
 
     def forward(self, ids):
-        _checks.ids(ids, self.vocab_size)
+        _check_text(ids, self.vocab_size)
         keep = ids != 0  # (B, T): the real characters
-        h, _ = self.rnn(self.embed(ids))  # (B, T, 2 hidden), both directions
-        return self.proj(mean_pool(h, keep))  # (B, d_out)
+        # packed: the backward direction starts at each text's last character, not at
+        # the padding (else an embedding would depend on the longest text of its batch)
+        packed = pack_padded_sequence(
+            self.embed(ids), keep.sum(1).cpu(), batch_first=True, enforce_sorted=False
+        )
+        h, _ = pad_packed_sequence(self.rnn(packed)[0], True, total_length=ids.shape[1])
+        return self.proj(mean_pool(h, keep))  # (B, 2 hidden) -> (B, d_out)
         # </show text>
 
 
