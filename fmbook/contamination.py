@@ -40,7 +40,6 @@ def _check_items(items) -> list[str]:
     return items
 
 
-# <show word_ngrams>
 def word_ngrams(text: str, n: int) -> set[tuple[str, ...]]:
     """The word n-grams of ``text``: lower-cased words, punctuation and line breaks dropped."""
     _check_n(n)
@@ -48,10 +47,6 @@ def word_ngrams(text: str, n: int) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
-# </show word_ngrams>
-
-
-# <show ngram_overlap>
 def ngram_overlap(test_texts: Sequence[str], train_text: str, n: int) -> list[float]:
     """For each test item, the fraction of its word n-grams found in ``train_text``.
 
@@ -66,10 +61,6 @@ def ngram_overlap(test_texts: Sequence[str], train_text: str, n: int) -> list[fl
     return overlaps
 
 
-# </show ngram_overlap>
-
-
-# <show contaminate>
 def contaminate(train_text: str, items: Sequence[str], repeats, seed: int = 0) -> str:
     """``train_text`` with ``repeats[i]`` copies of ``items[i]`` inserted, each as a
     paragraph of its own after a randomly chosen blank line (``"\\n\\n"``).
@@ -90,9 +81,6 @@ def contaminate(train_text: str, items: Sequence[str], repeats, seed: int = 0) -
         pieces += [train_text[last:at], *inserts[at]]
         last = at
     return "".join(pieces) + train_text[last:]
-
-
-# </show contaminate>
 
 
 def _check_repeats(repeats, size: int) -> list[int]:
