@@ -81,3 +81,51 @@ def test_the_converter_imports_transformers_only_when_called():
         for alias in getattr(node, "names", [])
     ]
     assert not any(str(name).startswith("transformers") for name in imported), imported
+
+
+def test_exported_folder_loads_in_transformers_and_generates_the_same_greedy_tokens(tmp_path):
+    from transformers import GPT2LMHeadModel
+
+    from fmbook.generation import generate
+    from fmbook.models.hf_gpt2 import load_hf_gpt2, save_hf_gpt2
+    from fmbook.tokenizers import CharTokenizer
+
+    torch.manual_seed(2)
+    text = "to be or not to be, that is the question:\n"
+    tok = CharTokenizer.train(text)
+    cfg = GPTConfig(vocab_size=tok.vocab_size, max_len=24, n_layer=2, n_head=2, d_model=32)
+    gpt = GPT(cfg)
+    ids = torch.tensor([tok.encode(text)[:25]])
+    opt = torch.optim.AdamW(gpt.parameters(), lr=1e-2)
+    for _ in range(40):  # learn the line a little, so that greedy decoding is not constant
+        opt.zero_grad()
+        gpt(ids[:, :-1], ids[:, 1:])[1].backward()
+        opt.step()
+    gpt.eval()
+    folder = save_hf_gpt2(gpt, tmp_path / "shakespeare-gpt", tokenizer=tok)
+    assert (folder / "config.json").is_file()
+
+    hf = GPT2LMHeadModel.from_pretrained(folder).eval()  # plain transformers, no fmbook
+    prompt = torch.tensor([tok.encode("to be")])
+    with torch.no_grad():
+        ours = generate(gpt, prompt, 16, temperature=None)  # greedy
+        theirs = hf.generate(prompt, max_new_tokens=16, do_sample=False)
+    assert ours[0, 5:].unique().numel() > 1  # a non-trivial continuation
+    assert torch.equal(ours, theirs)
+
+    hf2, tok2 = load_hf_gpt2(folder)
+    assert tok2.decode(ours[0].tolist()) == tok.decode(theirs[0].tolist())
+    assert torch.equal(hf2.generate(prompt, max_new_tokens=16, do_sample=False), theirs)
+
+
+def test_export_refuses_bad_input(tmp_path):
+    from fmbook.models.hf_gpt2 import load_hf_gpt2, save_hf_gpt2
+
+    gpt = GPT(GPTConfig(vocab_size=11, max_len=8, n_layer=1, n_head=1))
+    with pytest.raises(ValueError, match="tokenizer must be a CharTokenizer, got dict"):
+        save_hf_gpt2(gpt, tmp_path / "a", tokenizer={"chars": "ab"})
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="exists and is not a folder"):
+        save_hf_gpt2(gpt, tmp_path / "file")
+    with pytest.raises(FileNotFoundError, match="has no config.json"):
+        load_hf_gpt2(tmp_path)

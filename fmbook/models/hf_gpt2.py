@@ -99,3 +99,48 @@ def to_hf_gpt2(gpt: GPT, attn_implementation: str | None = None):
     hf = _transformers().GPT2LMHeadModel(gpt2_config(gpt.config, attn_implementation))
     copy_gpt_to_hf(gpt, hf)
     return hf
+
+
+TOKENIZER_FILE = "fmbook_tokenizer.json"
+
+
+def save_hf_gpt2(gpt: GPT, directory, tokenizer=None):
+    """Export ``gpt`` as a Hugging Face model directory; returns its path.
+
+    The directory holds what ``transformers.GPT2LMHeadModel.from_pretrained(directory)``
+    loads (``config.json`` and the weights, written by ``save_pretrained``) and, when a
+    ``tokenizer`` with ``to_dict()`` is given (the book's character tokenizers), its
+    vocabulary in ``fmbook_tokenizer.json``, read back by :func:`load_hf_gpt2`.
+    """
+    import json
+    from pathlib import Path
+
+    from ..tokenizers.char import CharTokenizer
+
+    directory = Path(directory)
+    if tokenizer is not None and not isinstance(tokenizer, CharTokenizer):
+        raise ValueError(f"tokenizer must be a CharTokenizer, got {type(tokenizer).__name__}")
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"{directory} exists and is not a folder: choose a folder name")
+    hf = to_hf_gpt2(gpt).eval()
+    hf.save_pretrained(directory)
+    if tokenizer is not None:
+        (directory / TOKENIZER_FILE).write_text(json.dumps(tokenizer.to_dict(), ensure_ascii=False))
+    return directory
+
+
+def load_hf_gpt2(directory):
+    """``(model, tokenizer)`` from a folder written by :func:`save_hf_gpt2`: the
+    ``GPT2LMHeadModel`` in eval mode, and the book's tokenizer (``None`` if none was saved)."""
+    import json
+    from pathlib import Path
+
+    from ..tokenizers.char import CharTokenizer
+
+    directory = Path(directory)
+    if not (directory / "config.json").is_file():
+        raise FileNotFoundError(f"{directory} has no config.json: not a saved model folder")
+    hf = _transformers().GPT2LMHeadModel.from_pretrained(directory).eval()
+    vocab = directory / TOKENIZER_FILE
+    tokenizer = CharTokenizer.from_dict(json.loads(vocab.read_text())) if vocab.is_file() else None
+    return hf, tokenizer
