@@ -29,6 +29,7 @@ What lives where (one home for each idea):
 * ``checkpoints``  saving, and the one safe (``weights_only``) loader
 * ``viz``          the plot theme, loss curves, attention heatmaps, the CJK font
 * ``diagrams``     the book's conceptual diagrams, drawn from code
+* ``check``        checks students run on their answers: a verdict and a hint, never the answer
 * ``book``         ``show_source`` (whole objects or marked parts), ``glue``, ``setup``
 * ``_checks``      argument validation, kept out of the code the chapters show
 """
