@@ -19,7 +19,7 @@ export FMBOOK_DATA_MIRROR ?= $(abspath ../shared/data)
 # OpenMP threads then wait on each other (measured: a 22-s smoke cell took 209 s).
 ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: install book test checks lab lint unit unit-fast notebooks site browser benchmarks clean colab
+.PHONY: install book test checks lab lint unit unit-fast notebooks site browser benchmarks clean colab student-pack
 
 install: $(VENV)/.installed
 
@@ -71,16 +71,21 @@ colab: install
 lab: install
 	$(VENV)/bin/jupyter lab chapters
 
+# The course's student pack: the assignments (assignments/) with every solution removed,
+# autograders included, in dist/student-pack/ (see assignments/README.md).
+student-pack: install
+	$(PY) tools/student_pack.py --out dist/student-pack
+
 lint: install
-	$(VENV)/bin/ruff check fmbook tests chapters tools book/_ext
-	$(VENV)/bin/ruff format --check fmbook tests tools book/_ext
+	$(VENV)/bin/ruff check fmbook tests chapters tools book/_ext assignments
+	$(VENV)/bin/ruff format --check fmbook tests tools book/_ext assignments
 
 # Unit tests, notebook structure, the Colab simulation. (Site tests need the build.)
 # Two workers, one test file each (loadfile): the slow files (the Colab simulation, DDP)
 # run beside the rest instead of after it. (The Colab simulation also covers what a separate
 # fresh-venv test did: a wheel, a new venv, a chapter run in an empty folder.)
 unit: install
-	$(ONE_THREAD) $(PY) -m pytest -q -n 2 --dist loadfile --durations=10 -m "not site" tests
+	$(ONE_THREAD) $(PY) -m pytest -q -n 2 --dist loadfile --durations=10 -m "not site" tests assignments
 
 # The unit tests without those marked slow (training runs, a wheel build): a quick check while editing.
 unit-fast: install
@@ -115,7 +120,7 @@ checks: install browser
 	$(ONE_THREAD) FMBOOK_PROFILE=smoke $(PY) -m pytest -q -n 2 --dist loadfile --durations=15 \
 	    -m "not site" \
 	    --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider \
-	    tests/test_colab_sim.py tests chapters
+	    tests/test_colab_sim.py tests assignments chapters
 
 test: lint checks site
 
