@@ -64,9 +64,12 @@ book: install mathjax
 
 # Notebooks for Colab and downloads (citations as text, links to the website, glued numbers
 # filled in, solutions folded), generated from the chapters into _build/colab/; the book
-# workflow publishes them to the `colab` branch, which the launch buttons open.
+# workflow publishes them to the `colab` branch, which the launch buttons open. The student
+# edition (no solutions) and the teacher edition (solutions shown) go to editions/ there.
 colab: install
 	$(PY) tools/colab.py --out _build/colab
+	$(PY) tools/colab.py --out _build/colab/editions/student --edition student
+	$(PY) tools/colab.py --out _build/colab/editions/teacher --edition teacher
 
 lab: install
 	$(VENV)/bin/jupyter lab chapters

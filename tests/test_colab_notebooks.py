@@ -153,3 +153,55 @@ def test_launch_button_points_at_the_colab_branch():
     assert fmbook_site.colab_branch_url(url, "colab") == url.replace("/blob/main/", "/blob/colab/")
     with pytest.raises(ValueError, match="not a Colab"):
         fmbook_site.colab_branch_url("https://example.org/x", "colab")
+
+
+@pytest.fixture(scope="module")
+def editions(tmp_path_factory) -> dict[str, dict[str, dict]]:
+    out = {}
+    for edition in ("student", "teacher"):
+        folder = tmp_path_factory.mktemp(edition)
+        paths = colab.build(folder, edition=edition)
+        out[edition] = {p.relative_to(folder).as_posix(): json.loads(p.read_text()) for p in paths}
+    return out
+
+
+def test_student_edition_has_no_solution_and_one_answer_cell_per_exercise(editions):
+    for path in sources():
+        source = json.loads(path.read_text())
+        lines, code_cells = solution_regions(source)
+        nb = editions["student"][path.relative_to(ROOT).as_posix()]
+        text = "\n".join("".join(c["source"]) for c in nb["cells"])
+        leaked = [line for line in lines if line in text]
+        assert not leaked, f"{path.name}: solution text in the student edition: {leaked[:2]}"
+        for i in code_cells:  # no solution code, even without the title line
+            solution_code = "".join(source["cells"][i]["source"]).strip()
+            assert solution_code not in text, path.name
+        n_solutions = sum(t.count("{solution-start}") for t in markdown(source))
+        answers = [c for c in nb["cells"] if c["id"].startswith("answer-")]
+        assert len(answers) == n_solutions, path.name
+        assert all(c["cell_type"] == "code" and c["outputs"] == [] for c in answers)
+        assert "Solution to" not in text and "Student edition" in text
+
+
+def test_teacher_edition_shows_every_solution_with_its_outputs(editions):
+    for path in sources():
+        source = json.loads(path.read_text())
+        lines, code_cells = solution_regions(source)
+        nb = editions["teacher"][path.relative_to(ROOT).as_posix()]
+        shown = "\n".join(markdown(nb))
+        assert "<summary>Solution" not in shown
+        plain = [line for line in lines if not re.search(r"[{}`$\[]", line)]  # no markup
+        assert all(line in shown for line in plain), path.name
+        n_solutions = sum(t.count("{solution-start}") for t in markdown(source))
+        titles = set(re.findall(r"\*\*Solution to (Exercise [\d.]+)\*\*", shown))
+        assert len(titles) == n_solutions, path.name
+        solution_cells = [c for c in nb["cells"] if c["cell_type"] == "code"
+                          and "".join(c["source"]).startswith("# Solution to Exercise")]  # fmt: skip
+        assert len(solution_cells) == len(code_cells), path.name
+        stored = [source["cells"][i]["outputs"] for i in code_cells]
+        assert [c["outputs"] for c in solution_cells] == stored
+
+
+def test_unknown_edition_is_refused():
+    with pytest.raises(ValueError, match="edition must be one of colab, student, teacher"):
+        colab.convert_notebook(colab.load_book(), "chapters/4-math/attention", "draft")

@@ -11,7 +11,15 @@ writes, for each chapter of ``_toc.yml``, a notebook that reads well anywhere:
 * exercises keep the website's numbers (part.chapter.k); admonitions become quotes;
 * solutions are folded: text inside ``<details>``, code in a Colab form cell with no outputs.
 
-Usage: ``python tools/colab.py [--out _build/colab]`` (``make colab``). Unknown roles or
+Three editions, from the same conversion (``--edition``):
+
+* ``colab`` (the default; the launch buttons open it): solutions folded, as above;
+* ``student``: every solution removed, text and code; each exercise gets one empty code
+  cell for the answer;
+* ``teacher``: every solution in plain view, its code cells with their stored outputs.
+
+Usage: ``python tools/colab.py [--out _build/colab] [--edition colab]`` (``make colab``
+writes all three: the student and teacher editions under ``editions/``). Unknown roles or
 directives are errors, so that new markup cannot leak into the notebooks unnoticed.
 """
 
@@ -155,6 +163,8 @@ class Chapter:
     glue: dict[str, object]
     exercises: int = 0
     solution: str | None = None  # the exercise number whose solution is open
+    edition: str = "colab"
+    answered: set[str] = field(default_factory=set)  # student edition: answer cells made
 
     @property
     def number(self) -> str | None:
@@ -381,31 +391,78 @@ def _markdown_cell(cell_id: str, text: str) -> dict:
     return {"cell_type": "markdown", "id": cell_id, "metadata": {}, "source": text}
 
 
-def convert_notebook(book: Book, doc: str) -> dict:
+EDITIONS = ("colab", "student", "teacher")
+
+
+def _answer_cell(chapter: Chapter, solution: str) -> list[dict]:
+    """Student edition: one empty code cell per exercise, where its solution was."""
+    if solution in chapter.answered:
+        return []
+    chapter.answered.add(solution)
+    cell_id = "answer-" + re.sub(r"[^A-Za-z0-9]+", "-", solution).strip("-").lower()
+    source = f"# {solution}: your answer here\n"
+    return [{"cell_type": "code", "execution_count": None, "id": cell_id, "metadata": {},
+             "outputs": [], "source": source}]  # fmt: skip
+
+
+def _solution_cells(chapter: Chapter, cell: dict, source: str) -> list[dict]:
+    """A code cell inside a solution, in the chapter's edition."""
+    if chapter.edition == "student":
+        return _answer_cell(chapter, chapter.solution)
+    new = {key: value for key, value in cell.items()}
+    new["metadata"] = dict(cell.get("metadata", {}))
+    if chapter.edition == "teacher":
+        new["source"] = f"# Solution to {chapter.solution}\n{source}"
+        return [new]
+    title = f"#@title Solution to {chapter.solution} (double-click to show the code)"
+    new["source"] = f"{title}\n{source}"
+    new["metadata"]["cellView"] = "form"
+    new["outputs"], new["execution_count"] = [], None
+    return [new]
+
+
+def _solution_text(chapter: Chapter, solution: str, text: str, cell_id: str) -> list[dict]:
+    """Markdown of a solution, in the chapter's edition."""
+    if chapter.edition == "student":
+        return _answer_cell(chapter, solution)
+    if chapter.edition == "teacher":
+        return [_markdown_cell(cell_id, f"**Solution to {solution}**\n\n{text}")]
+    return [_markdown_cell(cell_id, _details(f"Solution to {solution}", text))]
+
+
+def convert_notebook(book: Book, doc: str, edition: str = "colab") -> dict:
+    if edition not in EDITIONS:
+        raise ValueError(f"edition must be one of {', '.join(EDITIONS)}, got {edition!r}")
     path = _source_path(book.root, doc)
     nb = json.loads(path.read_text(encoding="utf-8"))
-    chapter = Chapter(book, doc, glued_values(nb))
+    chapter = Chapter(book, doc, glued_values(nb), edition=edition)
     header = (
         f"*Generated for Colab from the book "
         f"[Foundation Models — from research to practice]({book.site}). "
         f"Read this chapter with its figures and cross-references on the "
         f"[website]({book.url(doc)}). Run the first code cell to install the book's library.*"
     )
+    header += {
+        "colab": "",
+        "student": "\n\n**Student edition**: the solutions are removed; each exercise has an "
+        "empty cell for your answer.",
+        "teacher": "\n\n**Teacher edition**: every solution is shown, with its outputs.",
+    }[edition]
     cells = [_markdown_cell("colab-header", header)]
     for cell in nb["cells"]:
         source = "".join(cell["source"])
         if cell["cell_type"] == "markdown":
             for k, (solution, text) in enumerate(convert_markdown(chapter, source)):
-                body = _details(f"Solution to {solution}", text) if solution else text
-                cells.append(_markdown_cell(f"{cell.get('id', 'md')}-{k}", body))
+                cell_id = f"{cell.get('id', 'md')}-{k}"
+                if solution:
+                    cells += _solution_text(chapter, solution, text, cell_id)
+                else:
+                    cells.append(_markdown_cell(cell_id, text))
+        elif cell["cell_type"] == "code" and chapter.solution:
+            cells += _solution_cells(chapter, cell, source)
         elif cell["cell_type"] == "code":
             new = {key: value for key, value in cell.items()}
             new["metadata"] = dict(cell.get("metadata", {}))
-            if chapter.solution:
-                title = f"#@title Solution to {chapter.solution} (double-click to show the code)"
-                new["source"] = f"{title}\n{source}"
-                new["metadata"]["cellView"] = "form"
-                new["outputs"], new["execution_count"] = [], None
             cells.append(new)
         else:
             cells.append(cell)
@@ -417,7 +474,7 @@ def convert_notebook(book: Book, doc: str) -> dict:
     return nb
 
 
-def build(out: Path, root: Path = ROOT) -> list[Path]:
+def build(out: Path, root: Path = ROOT, edition: str = "colab") -> list[Path]:
     book = load_book(root)
     written = []
     for doc in book.chapters:
@@ -425,7 +482,7 @@ def build(out: Path, root: Path = ROOT) -> list[Path]:
             continue
         target = out / f"{doc}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
-        nb = convert_notebook(book, doc)
+        nb = convert_notebook(book, doc, edition)
         target.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         written.append(target)
     return written
@@ -434,9 +491,10 @@ def build(out: Path, root: Path = ROOT) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "_build" / "colab")
+    parser.add_argument("--edition", choices=EDITIONS, default="colab")
     args = parser.parse_args(argv)
-    written = build(args.out)
-    print(f"{len(written)} Colab notebooks in {args.out}")
+    written = build(args.out, edition=args.edition)
+    print(f"{len(written)} notebooks ({args.edition} edition) in {args.out}")
     return 0
 
 
