@@ -57,9 +57,35 @@ $(MATHJAX_SITE)/.version-$(MATHJAX_VERSION):
 	rm -rf $(MATHJAX_TMP)
 	touch $@
 
+# reveal.js for the slide decks, the same way: fetched once from npm into .cache/ and served
+# by the site at reveal.js/ (only dist/: the script, its CSS and themes with their fonts).
+REVEAL_VERSION ?= 5.2.1
+REVEAL_SITE := .cache/site-extra/reveal.js
+REVEAL_TMP := .cache/reveal-npm
+
+.PHONY: reveal slides
+reveal: $(REVEAL_SITE)/.version-$(REVEAL_VERSION)
+
+$(REVEAL_SITE)/.version-$(REVEAL_VERSION):
+	@command -v npm >/dev/null || { echo "make reveal: npm (Node.js) is needed to fetch reveal.js" >&2; exit 1; }
+	rm -rf $(REVEAL_TMP) $(REVEAL_SITE)
+	mkdir -p $(REVEAL_TMP) $(REVEAL_SITE)
+	cd $(REVEAL_TMP) && npm pack --silent reveal.js@$(REVEAL_VERSION) >/dev/null
+	tar -xzf $(REVEAL_TMP)/reveal.js-$(REVEAL_VERSION).tgz -C $(REVEAL_TMP)
+	mv $(REVEAL_TMP)/package/dist $(REVEAL_SITE)/dist
+	cp $(REVEAL_TMP)/package/LICENSE $(REVEAL_SITE)/LICENSE
+	rm -f $(REVEAL_SITE)/dist/*.map $(REVEAL_SITE)/dist/reveal.esm.js
+	test -f $(REVEAL_SITE)/dist/reveal.js
+	rm -rf $(REVEAL_TMP)
+	touch $@
+
+# One slide deck per part, generated from the chapters (tools/slides.py), served at slides/.
+slides: install reveal mathjax
+	$(PY) tools/slides.py --out .cache/site-extra/slides
+
 # --all rereads every page, so that -W (warnings are errors) and -n (every reference must
 # resolve) judge the whole book on every build, not only the pages that changed.
-book: install mathjax
+book: install mathjax slides
 	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going
 
 # Notebooks for Colab and downloads (citations as text, links to the website, glued numbers

@@ -41,7 +41,8 @@ SITE = ROOT / "_build" / "html"
 CHROMIUM = Path("/usr/bin/chromium")
 CHAPTER = "chapters/3-algorithms/pretraining-gpt.html"
 LANDING = "chapters/4-math/index.html"  # a part landing page with display math
-PAGES = [CHAPTER, LANDING]
+DECK = "slides/part-4.html"  # a slide deck (tools/slides.py): reveal.js and MathJax, offline
+PAGES = [CHAPTER, LANDING, DECK]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Virtual time lets MathJax finish before the DOM is dumped, however slow the machine.
 VIRTUAL_TIME_MS = 20_000
@@ -300,6 +301,18 @@ def test_chapter_shows_a_figure(rendered, server):
         f"{CHAPTER}: no figure (a PNG image from a notebook output) was shown; "
         "does the notebook have stored outputs?"
     )
+
+
+def test_slide_deck_runs_reveal_offline_and_the_course_guide_links_every_deck(rendered):
+    soup = rendered[DECK].soup
+    reveal = soup.select_one("div.reveal")
+    assert reveal is not None and "ready" in reveal.get("class", []), (
+        f"{DECK}: reveal.js did not initialise the deck"
+    )
+    assert len(soup.select(".slides section")) > 20
+    guide = (SITE / "book" / "course-guide.html").read_text(encoding="utf-8")
+    for deck in sorted((SITE / "slides").glob("part-*.html")):
+        assert f"../slides/{deck.name}" in guide, f"the course guide does not link {deck.name}"
 
 
 def test_chapter_links_to_its_notebook_on_colab(rendered):
