@@ -209,6 +209,7 @@ STYLE = """
 .reveal section img { max-height: 430px; max-width: 92%; }
 .reveal figcaption { font-size: 0.6em; color: #555; }
 .reveal .deck-part { color: #777; font-size: 0.7em; }
+.reveal section p, .reveal section li { text-align: left; }
 """
 
 
