@@ -312,7 +312,9 @@ def register(label: str) -> Callable[[Callable[..., Verdict]], Callable[..., Ver
 
 
 def exercise(label: str, *answers, **named) -> Verdict:
-    """Check the answer(s) to the book's exercise ``label`` (e.g. ``"ex-attention-mask"``)."""
+    """Check the answer(s) to the book's exercise ``label`` (e.g. ``"ex-gpt-units"``)."""
+    from . import exercises  # noqa: F401  (registers the book's exercise checks)
+
     if label not in _EXERCISES:
         known = ", ".join(sorted(_EXERCISES)) or "none yet"
         raise ValueError(

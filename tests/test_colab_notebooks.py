@@ -205,3 +205,13 @@ def test_teacher_edition_shows_every_solution_with_its_outputs(editions):
 def test_unknown_edition_is_refused():
     with pytest.raises(ValueError, match="edition must be one of colab, student, teacher"):
         colab.convert_notebook(colab.load_book(), "chapters/4-math/attention", "draft")
+
+
+def test_student_answer_cells_call_the_exercise_checks(editions):
+    nb = editions["student"]["chapters/3-algorithms/pretraining-gpt.ipynb"]
+    cells = [c["source"] for c in nb["cells"] if c["id"].startswith("answer-")]
+    calls = [s for s in cells if "check.exercise(" in s]
+    assert calls == [
+        "# Exercise 3.1.1: your answer here\nfrom fmbook import check\n\n"
+        'check.exercise("ex-gpt-units", bits=..., perplexity=...)\n'
+    ]

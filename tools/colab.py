@@ -45,6 +45,7 @@ FENCE_OPEN = re.compile(r"^(\s*)(`{3,}|:{3,})\{([a-z][a-z:-]*)\}\s*(.*)$")
 LITERAL_OPEN = re.compile(r"^(\s*)(`{3,}|~{3,})(.*)$")
 LINK = re.compile(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)")
 LABEL_LINE = re.compile(r"^\(([A-Za-z0-9_.:-]+)\)=\s*$")
+CHECK_CALL = re.compile(r"`(check\.exercise\([^`]*\))`")  # an exercise's check (fmbook.check)
 
 
 class MarkupError(ValueError):
@@ -165,6 +166,7 @@ class Chapter:
     solution: str | None = None  # the exercise number whose solution is open
     edition: str = "colab"
     answered: set[str] = field(default_factory=set)  # student edition: answer cells made
+    checks: dict[str, str] = field(default_factory=dict)  # exercise -> its check.exercise call
 
     @property
     def number(self) -> str | None:
@@ -328,6 +330,9 @@ def convert_markdown(chapter: Chapter, text: str) -> list[tuple[str | None, str]
             chapter.exercises += 1
             title = f" ({_convert_inline(chapter, argument)})" if argument else ""
             emit(f"**Exercise {chapter_number(chapter)}**{title}\n\n{inner}")
+            call = CHECK_CALL.search(inner)
+            if call:
+                chapter.checks[f"Exercise {chapter_number(chapter)}"] = call[1]
         elif name == "solution":
             emit(_details(f"Solution to {chapter_exercise_name(chapter, argument)}", inner))
         elif name in ADMONITIONS:
@@ -401,6 +406,8 @@ def _answer_cell(chapter: Chapter, solution: str) -> list[dict]:
     chapter.answered.add(solution)
     cell_id = "answer-" + re.sub(r"[^A-Za-z0-9]+", "-", solution).strip("-").lower()
     source = f"# {solution}: your answer here\n"
+    if solution in chapter.checks:
+        source += f"from fmbook import check\n\n{chapter.checks[solution]}\n"
     return [{"cell_type": "code", "execution_count": None, "id": cell_id, "metadata": {},
              "outputs": [], "source": source}]  # fmt: skip
 
