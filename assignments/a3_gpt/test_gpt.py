@@ -215,7 +215,7 @@ def test_sample_draws_from_the_tempered_softmax(temperature):
     assert (F.softmax(logits, -1) - F.softmax(logits / 2, -1)).abs().max() > 0.1  # a real test
     out = run_sample(model, idx.repeat(4000, 1), 1, temperature=temperature, generator=gen(0))
     freq = torch.bincount(out[:, -1], minlength=11).float() / 4000
-    assert (freq - probs).abs().max() < 0.03, "sample from softmax(logits / temperature)"
+    assert (freq - probs).abs().max() < 0.035, "sample from softmax(logits / temperature)"
 
 
 def test_sample_is_reproducible_with_a_seeded_generator():

@@ -160,9 +160,16 @@ def test_add_lora_trains_only_a_and_b_with_r_times_d_in_plus_d_out_parameters():
     assert sum(p.numel() for p in params) == 2 * (2 * (16 + 48) + 2 * (16 + 64))
 
 
-def test_add_lora_rejects_a_target_that_matches_nothing():
-    with pytest.raises(ValueError):
-        run_add_lora(tiny_gpt(), ("attn.qkvv",), r=2, alpha=4.0)
+@pytest.mark.parametrize("target", ["attn.qkvv", "kv"])
+def test_add_lora_rejects_a_target_that_matches_nothing(target):
+    with pytest.raises(ValueError):  # "kv" is not a whole name component of "attn.qkv"
+        run_add_lora(tiny_gpt(), (target,), r=2, alpha=4.0)
+
+
+def test_add_lora_matches_the_end_of_the_qualified_name():
+    model = tiny_gpt()
+    assert run_add_lora(model, ("1.attn.qkv",), r=2, alpha=4.0) == ["blocks.1.attn.qkv"]
+    assert isinstance(model.get_submodule("blocks.0.attn.qkv"), nn.Linear)
 
 
 def test_a_training_step_changes_only_the_lora_factors():
