@@ -10,11 +10,11 @@ Shapes: B batch, T time (tokens), V vocabulary, N tokens in the corpus.
 
 from __future__ import annotations
 
-import math
+import math  # noqa: F401 (you will need it)
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+import torch.nn.functional as F  # noqa: F401 (you will need it)
 
 
 def get_batch(

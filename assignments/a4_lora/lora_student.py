@@ -14,7 +14,7 @@ Shapes: ... any leading (batch) dimensions, d_in / d_out the features of the wra
 
 from __future__ import annotations
 
-import math
+import math  # noqa: F401 (you will need it)
 from collections.abc import Sequence
 
 import torch
