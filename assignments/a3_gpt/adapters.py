@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .gpt_student import get_batch, lm_loss, lr_at, sample, train
+from .gpt import get_batch, lm_loss, lr_at, sample, train
 
 
 def run_get_batch(

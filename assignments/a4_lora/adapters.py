@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
-from .lora_student import LoRALinear, add_lora, merge, trainable_parameters
+from .lora import LoRALinear, add_lora, merge, trainable_parameters
 
 
 def run_lora_linear(base: nn.Linear, r: int, alpha: float) -> nn.Module:
