@@ -19,7 +19,7 @@ export FMBOOK_DATA_MIRROR ?= $(abspath ../shared/data)
 # OpenMP threads then wait on each other (measured: a 22-s smoke cell took 209 s).
 ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: install book test checks lab lint unit unit-fast notebooks site browser benchmarks clean colab student-pack
+.PHONY: install book test checks lab lint unit unit-fast notebooks site browser benchmarks clean colab student-pack pdf tex
 
 install: $(VENV)/.installed
 
@@ -88,6 +88,27 @@ slides: install reveal mathjax
 book: install mathjax slides
 	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going
 
+# The printable book: _build/latex/fmbook.pdf, through Jupyter Book's LaTeX builder with
+# XeLaTeX (fonts: FreeSerif, Noto CJK for the Chinese example; see _config.yml), then a check
+# of the PDF (tests/test_pdf.py). About 3 minutes on 2 cores, plus Debian's TeX packages the
+# first time (`make tex` installs them when missing and we are root). Not part of `make test`:
+# the TeX install alone would add minutes to every CI run; run it before a release.
+TEX_PACKAGES := texlive-xetex texlive-latex-recommended texlive-latex-extra \
+    texlive-fonts-recommended texlive-lang-chinese latexmk lmodern xindy poppler-utils \
+    fonts-freefont-otf fonts-noto-cjk fontconfig
+tex:
+	@{ command -v xelatex && command -v latexmk && command -v xindy && command -v pdftotext \
+	    && fc-list | grep -q FreeSerif && fc-list | grep -qi "Noto Serif CJK"; } >/dev/null || { \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	            --no-install-recommends $(TEX_PACKAGES) >/dev/null; \
+	    else echo "make tex: install $(TEX_PACKAGES) (apt-get install ...)" >&2; exit 1; fi; }
+
+pdf: install tex
+	rm -rf _build/latex
+	$(VENV)/bin/jupyter-book build . --builder pdflatex
+	$(PY) -m pytest -q -p no:cacheprovider -m pdf tests/test_pdf.py
+
 # Notebooks for Colab and downloads (citations as text, links to the website, glued numbers
 # filled in, solutions folded), generated from the chapters into _build/colab/; the book
 # workflow publishes them to the `colab` branch, which the launch buttons open. The student
@@ -114,11 +135,11 @@ lint: install
 # run beside the rest instead of after it. (The Colab simulation also covers what a separate
 # fresh-venv test did: a wheel, a new venv, a chapter run in an empty folder.)
 unit: install
-	$(ONE_THREAD) $(PY) -m pytest -q -n 2 --dist loadfile --durations=10 -m "not site" tests assignments
+	$(ONE_THREAD) $(PY) -m pytest -q -n 2 --dist loadfile --durations=10 -m "not site and not pdf" tests assignments
 
 # The unit tests without those marked slow (training runs, a wheel build): a quick check while editing.
 unit-fast: install
-	$(PY) -m pytest -q -m "not slow and not site" tests
+	$(PY) -m pytest -q -m "not slow and not site and not pdf" tests
 
 # Every notebook, top to bottom, in the smoke profile; cells tagged nbval-check-output must
 # reproduce their stored (full-profile) outputs.
@@ -147,7 +168,7 @@ browser:
 # notebooks; the tests that read the profile set it themselves.
 checks: install browser
 	$(ONE_THREAD) FMBOOK_PROFILE=smoke $(PY) -m pytest -q -n 2 --dist loadfile --durations=15 \
-	    -m "not site" \
+	    -m "not site and not pdf" \
 	    --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider \
 	    tests/test_colab_sim.py tests assignments chapters
 
