@@ -225,19 +225,28 @@ def co2_tonnes(kwh: float, grams_per_kwh: float) -> float:
 # --- measuring --------------------------------------------------------------------------
 
 
-def measure_peak_flops(n: int = 1024, repeats: int = 5, dtype=torch.float32) -> float:
-    """A measured peak: the best FLOP/s of ``repeats`` products of two ``n x n`` matrices
-    (``2 n^3`` FLOPs each) after one warm-up, with the threads torch uses now."""
-    _checks.positive_ints(n=n, repeats=repeats)
-    a = torch.randn(n, n, dtype=dtype)
-    b = torch.randn(n, n, dtype=dtype)
-    a @ b  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best
+def measure_peak_flops(
+    sizes: tuple[int, ...] = (256, 512, 1024), repeats: int = 5, dtype=torch.float32
+) -> float:
+    """A measured peak: the best FLOP/s of products of two ``n x n`` matrices (``2 n^3``
+    FLOPs each), over the ``sizes`` n and ``repeats`` timed products of each (after one
+    warm-up), with the threads torch uses now. On a CPU the best size depends on its
+    caches (and on what else runs), hence several."""
+    if isinstance(sizes, int):
+        sizes = (sizes,)
+    _checks.positive_ints(repeats=repeats, **{f"sizes[{i}]": n for i, n in enumerate(sizes)})
+    if not sizes:
+        raise ValueError("sizes must name at least one matrix size")
+    best = 0.0
+    for n in sizes:
+        a = torch.randn(n, n, dtype=dtype)
+        b = torch.randn(n, n, dtype=dtype)
+        a @ b  # warm-up
+        for _ in range(repeats):
+            start = time.perf_counter()
+            a @ b
+            best = max(best, 2 * n**3 / (time.perf_counter() - start))
+    return best
 
 
 def measure_step(step: Callable[[], object], repeats: int = 3) -> dict[str, float]:

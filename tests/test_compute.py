@@ -144,7 +144,7 @@ def test_time_energy_co2():
     kwh = compute.energy_kwh(3.552e6, 330, 1.1)
     assert kwh / 1e3 == pytest.approx(1287, rel=0.01)
     assert compute.co2_tonnes(kwh, 429) == pytest.approx(552, rel=0.01)
-    assert compute.measure_peak_flops(n=128, repeats=2) > 0
+    assert compute.measure_peak_flops((64, 128), repeats=2) > 0
 
 
 @pytest.mark.parametrize(
@@ -162,6 +162,7 @@ def test_time_energy_co2():
         (lambda: compute.energy_kwh(10, 300, 0.9), "pue"),
         (lambda: compute.kv_cache_bytes(small(), 0, 4), "batch"),
         (lambda: compute.shape("gpt3"), "GPTConfig"),
+        (lambda: compute.measure_peak_flops((0,)), "sizes"),
     ],
 )
 def test_bad_input_is_refused(call, match):
