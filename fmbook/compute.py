@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from . import _checks
+from .book import native_stderr_silenced
 from .models import counting
 from .models.gpt import GPT, GPTConfig
 from .nn import swiglu_hidden
@@ -271,7 +272,8 @@ def measure_step(step: Callable[[], object], repeats: int = 3) -> dict[str, floa
         times.append(time.perf_counter() - start)
     seconds = sorted(times)[len(times) // 2]
     flops = counter.get_total_flops()
-    peak = measure_memory(step)["peak"]
+    with native_stderr_silenced():  # the profiler's start/stop lines, from C++
+        peak = measure_memory(step)["peak"]
     return {"flops": flops, "seconds": seconds, "flop_per_s": flops / seconds, "peak_bytes": peak}
 
 
