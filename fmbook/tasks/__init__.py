@@ -3,6 +3,7 @@
 from .base import AdamWCosineTask
 from .causal_lm import CausalLM
 from .classification import SequenceClassification, predict
+from .distill import DistilledLM, distillation_loss
 from .masked_lm import MaskedLM
 from .schedules import warmup_cosine
 from .seq2seq import Seq2Seq
@@ -13,6 +14,7 @@ from .trainer import History, evaluate, make_trainer
 __all__ = [
     "AdamWCosineTask",
     "CausalLM",
+    "DistilledLM",
     "History",
     "MaskedLM",
     "Seq2Seq",
@@ -20,6 +22,7 @@ __all__ = [
     "SkipGram",
     "SpanQA",
     "answer_mask",
+    "distillation_loss",
     "evaluate",
     "make_trainer",
     "predict",
