@@ -87,3 +87,32 @@ def test_bad_input_is_refused(call, message):
     x, y = blobs()
     with pytest.raises(ValueError, match=message):
         call(x, y)
+
+
+def test_control_labels_are_a_function_of_the_type_and_keep_the_distribution():
+    from fmbook.adapt import control_labels
+
+    g = torch.Generator().manual_seed(0)
+    types = torch.randint(0, 3000, (20_000,), generator=g)
+    labels = torch.multinomial(torch.tensor([0.6, 0.3, 0.1]), 20_000, True, generator=g)
+    control = control_labels(types, labels, seed=1)
+    assert control.shape == labels.shape and control.dtype == torch.long
+    for t in types[:50].tolist():  # one label per type
+        assert control[types == t].unique().numel() == 1
+    freq = torch.bincount(control, minlength=3).float() / len(control)
+    target = torch.bincount(labels, minlength=3).float() / len(labels)
+    assert (freq - target).abs().max() < 0.03
+    assert not torch.equal(control, labels)
+    assert torch.equal(control, control_labels(types, labels, seed=1))  # seeded
+    assert not torch.equal(control, control_labels(types, labels, seed=2))
+
+
+def test_control_labels_refuse_bad_input():
+    from fmbook.adapt import control_labels
+
+    with pytest.raises(ValueError, match="same length"):
+        control_labels(torch.zeros(3, dtype=torch.long), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="labels must be a non-empty"):
+        control_labels(torch.zeros(3, dtype=torch.long), torch.zeros(3))
+    with pytest.raises(ValueError, match=">= 0"):
+        control_labels(torch.zeros(2, dtype=torch.long), torch.tensor([0, -1]))

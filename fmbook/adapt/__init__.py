@@ -13,10 +13,18 @@
 from .features import FeatureBank, character_frequencies, passages_of
 from .finetune import fine_tune_classifier, relative_change
 from .lora import LoRALinear, add_lora, count_parameters, freeze_except_lora, merge_lora
-from .probes import PROBE_LBFGS, fit_linear_probe, module_output, pooled_features, select_probe
+from .probes import (
+    PROBE_LBFGS,
+    control_labels,
+    fit_linear_probe,
+    module_output,
+    pooled_features,
+    select_probe,
+)
 
 __all__ = [
     "PROBE_LBFGS",
+    "control_labels",
     "FeatureBank",
     "LoRALinear",
     "add_lora",

@@ -107,6 +107,22 @@ def select_probe(
     return best, scores
 
 
+# <show control>
+def control_labels(types, labels, seed=0):
+    """A control task (Hewitt & Liang, 2019): every type (a word or character id, (N,))
+    gets one label drawn from the empirical distribution of the task's labels (N,), and
+    all its tokens carry it. A probe can only solve it by memorising types."""
+    _check_control(types, labels)
+    g = torch.Generator().manual_seed(seed)
+    counts = torch.bincount(labels).float()  # (n_classes,): the label distribution
+    kinds, which = torch.unique(types, return_inverse=True)  # (K,), (N,): type of each
+    per_type = torch.multinomial(counts, len(kinds), replacement=True, generator=g)
+    return per_type[which]  # (N,): a function of the type only
+
+
+# </show control>
+
+
 @contextmanager
 def _eval_mode(encode: Encoder | nn.Module):
     """Put the model behind ``encode`` (if any) in eval mode; restore its mode on exit."""
@@ -139,6 +155,20 @@ def _check_one_call(captured: list) -> None:
         raise ValueError(f"module ran {len(captured)} times in one forward pass, expected 1")
 
 
+def _check_control(types, labels) -> None:
+    for name, t in (("types", types), ("labels", labels)):
+        if not torch.is_tensor(t) or t.dtype != torch.long or t.dim() != 1 or not len(t):
+            raise ValueError(
+                f"{name} must be a non-empty (N,) torch.long tensor, got {describe(t)}"
+            )
+    if types.shape != labels.shape:
+        raise ValueError(
+            f"types and labels must have the same length, got {len(types)} and {len(labels)}"
+        )
+    if labels.min() < 0:
+        raise ValueError(f"labels must be >= 0, got a minimum of {int(labels.min())}")
+
+
 def _check_ids(ids, batch_size) -> None:
     if not torch.is_tensor(ids) or ids.dtype != torch.long or ids.dim() != 2:
         raise ValueError(f"ids must be an (N, T) tensor of dtype torch.long, got {describe(ids)}")
@@ -146,4 +176,11 @@ def _check_ids(ids, batch_size) -> None:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
 
 
-__all__ = ["PROBE_LBFGS", "fit_linear_probe", "module_output", "pooled_features", "select_probe"]
+__all__ = [
+    "PROBE_LBFGS",
+    "control_labels",
+    "fit_linear_probe",
+    "module_output",
+    "pooled_features",
+    "select_probe",
+]

@@ -5,6 +5,11 @@
 * :mod:`.trace`: ``record`` the outputs of submodules into a ``Trace`` (names, shapes, norms).
 * :mod:`.attention`: ``record_attention``, the attention weights of every
   ``MultiHeadAttention`` (``AttentionMaps``, ``attention_inputs``).
+* :mod:`.patching`: activation patching, ``head_outputs`` / ``patch_heads`` and
+  ``module_outputs`` / ``patch_outputs``, ``normalised_effect``, ``head_patching_table``.
+* :mod:`.lens`: the logit lens, ``residual_stream``, ``logit_lens``, ``lens_table``.
+* :mod:`.sae`: sparse autoencoders, ``SparseAutoencoder``, ``train_sae``, ``sae_stats``,
+  ``splice_sae``, ``edit_feature``.
 * :mod:`.induction`: induction heads, ``prefix_matching_score`` and
   ``previous_token_score`` of every head, ``ablate_heads`` (zero or mean ablation),
   ``masked_loss`` and the ``InductionMonitor`` training callback.
@@ -42,4 +47,40 @@ __all__ += [
     "prefix_matching_chance",
     "prefix_matching_score",
     "previous_token_score",
+]
+
+from .lens import lens_table, logit_lens, residual_stream  # noqa: E402
+from .patching import (  # noqa: E402
+    head_outputs,
+    head_patching_table,
+    module_outputs,
+    normalised_effect,
+    patch_heads,
+    patch_outputs,
+)
+from .sae import (  # noqa: E402
+    SparseAutoencoder,
+    edit_feature,
+    sae_loss,
+    sae_stats,
+    splice_sae,
+    train_sae,
+)
+
+__all__ += [
+    "SparseAutoencoder",
+    "edit_feature",
+    "head_outputs",
+    "head_patching_table",
+    "lens_table",
+    "logit_lens",
+    "module_outputs",
+    "normalised_effect",
+    "patch_heads",
+    "patch_outputs",
+    "residual_stream",
+    "sae_loss",
+    "sae_stats",
+    "splice_sae",
+    "train_sae",
 ]

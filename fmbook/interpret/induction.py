@@ -139,9 +139,15 @@ def ablate_heads(model, heads, mode="zero"):
 
 
 def _ablation_layers(model, heads, mode) -> dict[str, tuple[MultiHeadAttention, list[int]]]:
+    _checks.one_of("mode", mode, ("zero", "mean"))
+    return head_layers(model, heads)
+
+
+def head_layers(model, heads) -> dict[str, tuple[MultiHeadAttention, list[int]]]:
+    """Check ``heads`` ({layer name: [head indices]}) against ``model``; return
+    {layer name: (layer, [head indices])}."""
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    _checks.one_of("mode", mode, ("zero", "mean"))
     if not isinstance(heads, Mapping) or not heads:
         raise ValueError(f"heads must be a non-empty {{layer name: [heads]}} dict, got {heads!r}")
     modules = dict(model.named_modules())
