@@ -158,6 +158,8 @@ def exposure(scores: torch.Tensor, index: int) -> float:
     """Exposure in bits (Carlini et al., 2019): log2 |R| - log2 rank. At most log2 |R|
     (the canary is the most likely candidate), about 1 for a random one."""
     return math.log2(len(_check_scores(scores))) - math.log2(rank(scores, index))
+
+
 # </show exposure>
 
 
@@ -266,6 +268,8 @@ def privatise(grads, max_norm, noise_multiplier, expected_batch_size, generator=
         noise = torch.randn(g.shape[1:], generator=generator, dtype=g.dtype)
         out.append((g.sum(0) + noise_multiplier * max_norm * noise) / expected_batch_size)
     return out
+
+
 # </show dp_sgd>
 
 

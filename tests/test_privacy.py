@@ -178,13 +178,17 @@ def test_make_private_trains_a_gpt_without_the_secure_rng_warning():
     )
     sgd = torch.optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(ValueError, match="rope"):
-        privacy.make_private(tiny_gpt(10, positions="learned"), sgd, loader,
-                             noise_multiplier=1.0, max_grad_norm=1.0)
+        privacy.make_private(
+            tiny_gpt(10, positions="learned"), sgd, loader, noise_multiplier=1.0, max_grad_norm=1.0
+        )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         engine, dp_model, opt, dp_loader = privacy.make_private(
-            model, sgd, loader,
-            noise_multiplier=1.0, max_grad_norm=1.0,
+            model,
+            sgd,
+            loader,
+            noise_multiplier=1.0,
+            max_grad_norm=1.0,
         )
     assert not [w for w in caught if "Secure RNG" in str(w.message)]
     for x, y in dp_loader:
