@@ -31,6 +31,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from .nn import KVCache
+
 __all__ = [
     "DIGITS",
     "clip_per_example",
@@ -181,35 +183,53 @@ def exposure_estimate(sample_scores: torch.Tensor, canary_score: float) -> float
 def secret_log_perplexities(
     model, tokenizer, prefix: str, n_digits: int, batch_size: int = 1000
 ) -> torch.Tensor:
-    """``-log2 P(secret | prefix)`` under a character-level ``model`` for every candidate
-    secret, exactly: shape ``(10 ** n_digits,)``, candidate ``i`` is
-    ``f"{i:0{n_digits}d}"``. One forward pass per candidate without its last digit: its
-    logits give every digit's conditional probability along the way, and the last
-    position scores all ten last digits at once.
+    """``-log2 P(secret | prefix)`` under a character-level fmbook decoder (a
+    :class:`~fmbook.models.GPT`) for every candidate secret, exactly: shape
+    ``(10 ** n_digits,)``, candidate ``i`` is ``f"{i:0{n_digits}d}"``.
+
+    The prefix runs once, into key/value caches; then one pass over the first
+    ``n_digits - 1`` digits of every candidate gives each digit's conditional probability
+    along the way, and its last position scores all ten last digits at once.
     """
     _check_n_digits(n_digits)
     if not isinstance(prefix, str) or not prefix:
         raise ValueError("prefix must be a non-empty string")
+    if not hasattr(model, "blocks") or not hasattr(getattr(model, "config", None), "max_len"):
+        raise ValueError(f"model must be an fmbook decoder (GPT), got {type(model).__name__}")
     prefix_ids = torch.tensor(_check_chars(tokenizer, prefix))
     digit_ids = torch.tensor(_check_chars(tokenizer, DIGITS))  # (10,)
-    P, n = len(prefix_ids), n_digits
+    P, n, device = len(prefix_ids), n_digits, _device(model)
     if P + n - 1 > model.config.max_len:
         raise ValueError(f"prefix + secret ({P + n - 1} tokens) exceed the model's max_len")
     was_training = model.training
     model.eval()
-    heads = torch.arange(10 ** (n - 1))
+    caches = [KVCache() for _ in model.blocks]
+    first = model(prefix_ids[None].to(device), caches=caches)[0][0, -1].float().cpu()  # (V,)
+    first = F.log_softmax(first, dim=-1)[digit_ids]  # (10,): log P(first digit)
+    if n == 1:
+        model.train(was_training)
+        return -first / math.log(2)
     powers = 10 ** torch.arange(n - 2, -1, -1)  # (n-1,): most significant digit first
     out = []
-    for h in heads.split(batch_size):
-        digits = (h[:, None] // powers) % 10  # (b, n-1)
-        seq = torch.cat([prefix_ids.expand(len(h), P), digit_ids[digits]], dim=1)
-        logits = model(seq.to(_device(model)))[0][:, P - 1 :].float().cpu()  # (b, n, V)
-        logp = F.log_softmax(logits, dim=-1)
-        head = logp[:, : n - 1].gather(-1, digit_ids[digits][..., None]).sum((1, 2))  # (b,)
-        last = logp[:, n - 1, digit_ids]  # (b, 10)
+    for h in torch.arange(10 ** (n - 1)).split(batch_size):
+        digits = (h[:, None] // powers) % 10  # (b, n-1): all but the last digit
+        shared = [_expanded(c, len(h)) for c in caches]  # the prefix, b times
+        logits = model(digit_ids[digits].to(device), caches=shared)[0].float().cpu()
+        logp = F.log_softmax(logits, dim=-1)  # (b, n-1, V): predicts digits 2..n
+        inner = digit_ids[digits[:, 1:]][..., None]  # (b, n-2, 1)
+        head = first[digits[:, 0]] + logp[:, : n - 2].gather(-1, inner).sum((1, 2))  # (b,)
+        last = logp[:, n - 2, digit_ids]  # (b, 10)
         out.append((head[:, None] + last).flatten())  # index = head * 10 + last digit
     model.train(was_training)
     return -torch.cat(out) / math.log(2)
+
+
+def _expanded(cache: KVCache, batch: int) -> KVCache:
+    """A cache holding ``batch`` copies of a one-sequence cache's keys and values."""
+    copy = KVCache()
+    copy.k = cache.k.expand(batch, -1, -1, -1)
+    copy.v = cache.v.expand(batch, -1, -1, -1)
+    return copy
 
 
 def _device(model) -> torch.device:

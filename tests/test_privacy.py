@@ -87,12 +87,16 @@ def tiny_gpt(vocab: int, seed: int = 0, positions: str = "rope") -> GPT:
     return GPT(cfg).eval()
 
 
-def test_secret_log_perplexities_match_full_sequence_scores():
+@pytest.mark.parametrize("positions", ["rope", "learned"])
+def test_secret_log_perplexities_match_full_sequence_scores(positions):
     tok = CharTokenizer("abc's pin" + privacy.DIGITS)
-    model = tiny_gpt(tok.vocab_size)
+    model = tiny_gpt(tok.vocab_size, positions=positions)
     prefix, n = "abc's pin ", 3
     fast = privacy.secret_log_perplexities(model, tok, prefix, n, batch_size=7)
     assert fast.shape == (1000,)
+    one = privacy.secret_log_perplexities(model, tok, prefix, 1)
+    assert one.shape == (10,)
+    assert torch.logsumexp(-one * math.log(2), 0).item() < 1e-6  # a distribution
     P = len(prefix)
     for i in (0, 7, 42, 123, 999):
         ids = torch.tensor([tok.encode(prefix + f"{i:03d}")])
