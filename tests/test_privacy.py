@@ -11,6 +11,9 @@ from fmbook import privacy
 from fmbook.models import GPT, GPTConfig
 from fmbook.tokenizers import CharTokenizer
 
+# Opacus's per-example gradients use full backward hooks, which PyTorch warns about
+pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook")
+
 
 def brute_rank(scores, index):
     """Rank by sorting: the canary's position among the candidates sorted by score, with
