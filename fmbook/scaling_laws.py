@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import itertools
 import json
 import math
@@ -79,18 +80,20 @@ class Size:
 BLOCK_SIZE = 64  # characters of context
 BATCH_SIZE = 16  # windows per step: 1,024 tokens per step
 
-# Six sizes from about 7 thousand to 0.8 million non-embedding parameters ...
+# Six widths at a fixed depth of two blocks, from 15 thousand to 0.4 million
+# non-embedding parameters (a fixed depth: at a few hundred steps, deeper models of the
+# same size still trail shallower ones, which is a fact about short training, not size) ...
 SIZES = (
-    Size(1, 2, 24),
+    Size(2, 2, 24),
     Size(2, 2, 32),
     Size(2, 3, 48),
-    Size(3, 4, 64),
-    Size(4, 6, 96),
-    Size(4, 8, 128),
+    Size(2, 4, 64),
+    Size(2, 6, 96),
+    Size(2, 8, 128),
 )
-STEPS = (400, 800, 1600, 3200)  # ... times four budgets: 0.41 M to 3.3 M tokens
+STEPS = (400, 800, 1600)  # ... times three budgets: 0.41 M to 1.6 M tokens
 GRID = tuple(itertools.product(SIZES, STEPS))
-HELDOUT = (Size(6, 6, 192), 1600)  # the larger run to predict: 2.7 M parameters
+HELDOUT = (Size(2, 16, 256), 1600)  # the larger run to predict: 1.6 M parameters
 
 
 def recipe_for(size: Size) -> speedrun.Recipe:
@@ -162,6 +165,7 @@ def _word_match(x, y, hit, word_chars) -> float:
     return right / max(total, 1)
 
 
+@functools.lru_cache(maxsize=1)
 def _word_mask(vocab_size: int) -> torch.Tensor:
     from .data import fetch
     from .tokenizers import CharTokenizer
@@ -200,6 +204,7 @@ def train_run(
         (optimizer,) = speedrun.make_optimizers(model, recipe)
         base_lr = [group["lr"] for group in optimizer.param_groups]
         g = torch.Generator().manual_seed(seed)
+        # <show loop>
         for step in range(steps):
             factor = speedrun.lr_multiplier(step, steps, recipe)  # schedule of *this* run
             for group, lr in zip(optimizer.param_groups, base_lr, strict=True):
@@ -208,6 +213,7 @@ def train_run(
             loss = speedrun.train_step(model, [optimizer], x, y)
             if not math.isfinite(loss):
                 raise FloatingPointError(f"{size.name} diverged at step {step}: loss {loss}")
+        # </show loop>
         train_seconds = time.process_time() - start
         ids = val if val_tokens is None else val[: val_tokens + 1]
         scores = score(model, ids, BLOCK_SIZE, _word_mask(vocab))
@@ -232,20 +238,30 @@ def train_run(
     }
 
 
-def build(grid=GRID, seeds=(0,), *, threads: int | None = 1, val_tokens=None, log=print) -> dict:
+def build(
+    grid=GRID,
+    seeds=(0,),
+    *,
+    threads: int | None = 1,
+    val_tokens=None,
+    out: Path | None = None,
+    log=print,
+) -> dict:
     """Train every (size, steps) of ``grid`` with every seed; a JSON-able record with the
-    schema version, the recipe of each size and its hash, the provenance and the runs."""
-    runs = []
-    for seed in seeds:
-        for size, steps in grid:
-            r = train_run(size, steps, seed, threads=threads, val_tokens=val_tokens)
-            runs.append(r)
-            log(
-                f"{r['name']:>9} N={r['N']:>8,} D={r['D']:>9,} seed {seed}: "
-                f"loss {r['loss']:.4f}, {r['cpu_seconds']:.1f} CPU s"
-            )
+    schema version, the recipe of each size and its hash, the provenance and the runs.
+    With ``out``, the record is written after every run, and runs already in ``out`` (same
+    size, steps, seed and recipe) are kept instead of trained again: an interrupted build
+    resumes where it stopped."""
     sizes = dict.fromkeys(size for size, _ in grid)
-    return {
+    done = {}
+    if out is not None and Path(out).exists():
+        old = json.loads(Path(out).read_text(encoding="utf-8"))
+        if old.get("schema") == SCHEMA:
+            for r in old["runs"]:
+                size = Size(r["n_layer"], r["n_head"], r["d_model"])
+                if old["recipe"]["hashes"].get(size.name) == recipe_for(size).hash():
+                    done[(size, r["steps"], r["seed"])] = r
+    record = {
         "schema": SCHEMA,
         "recipe": {
             "block_size": BLOCK_SIZE,
@@ -256,9 +272,23 @@ def build(grid=GRID, seeds=(0,), *, threads: int | None = 1, val_tokens=None, lo
         },
         "provenance": speedrun.provenance(threads),
         "val_tokens": val_tokens,
-        "cpu_seconds": sum(r["cpu_seconds"] for r in runs),
-        "runs": runs,
+        "cpu_seconds": 0.0,
+        "runs": [],
     }
+    for seed in seeds:
+        for size, steps in grid:
+            r = done.get((size, steps, seed))
+            if r is None:
+                r = train_run(size, steps, seed, threads=threads, val_tokens=val_tokens)
+            record["runs"].append(r)
+            record["cpu_seconds"] = sum(r["cpu_seconds"] for r in record["runs"])
+            log(
+                f"{r['name']:>9} N={r['N']:>8,} D={r['D']:>9,} seed {seed}: "
+                f"loss {r['loss']:.4f}, {r['cpu_seconds']:.1f} CPU s"
+            )
+            if out is not None:
+                Path(out).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    return record
 
 
 def check_record(record: dict) -> None:
@@ -421,7 +451,7 @@ def bootstrap(
 
 def main(argv: list[str] | None = None) -> dict:
     """``python -m fmbook.scaling_laws build --out FILE [--seeds 0 1] [--threads 1]``:
-    train the grid and write its record (JSON)."""
+    train the grid and write its record (JSON), resuming from ``FILE`` if it exists."""
     parser = argparse.ArgumentParser(prog="python -m fmbook.scaling_laws")
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="train the grid of GRID and write a JSON record")
@@ -430,9 +460,7 @@ def main(argv: list[str] | None = None) -> dict:
     b.add_argument("--threads", type=int, default=1)
     b.add_argument("--val-tokens", type=int, default=None)
     args = parser.parse_args(argv)
-    record = build(GRID, args.seeds, threads=args.threads, val_tokens=args.val_tokens)
-    args.out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    return record
+    return build(GRID, args.seeds, threads=args.threads, val_tokens=args.val_tokens, out=args.out)
 
 
 if __name__ == "__main__":
