@@ -418,7 +418,7 @@ def fit(N, D, L, *, delta: float = 1e-3, starts: int = 32, inits=None) -> Scalin
         )
         if best is None or res.fun < best.fun:
             best = res
-    a, b, e, alpha, beta = best.x
+    a, b, e, alpha, beta = (float(v) for v in best.x)
     return ScalingLaw(E=math.exp(e), A=math.exp(a), B=math.exp(b), alpha=alpha, beta=beta)
 
 
