@@ -101,6 +101,17 @@ def gpt_params(cfg: GPTConfig) -> int:
     )
 
 
+def gpt_non_embedding_params(cfg: GPTConfig) -> int:
+    """Kaplan et al.'s (2020) N: :func:`gpt_params` without the token embeddings ``V C``
+    and the learned positions ``T C`` (an untied output head stays: it is a matrix every
+    token multiplies). With a small vocabulary and a tiny model the embeddings are a large
+    share of all parameters, and leaving them out gave Kaplan et al. cleaner power laws."""
+    _require(cfg, GPTConfig)
+    C = cfg.d_model
+    positions = cfg.max_len * C if cfg.positions == "learned" else 0
+    return gpt_params(cfg) - cfg.vocab_size * C - positions
+
+
 def seq2seq_params(cfg: Seq2SeqConfig) -> int:
     """All parameters of the encoder-decoder :class:`~fmbook.models.transformer.Transformer`:
     embeddings (source and target, or one shared matrix; the output head is tied to the
