@@ -79,11 +79,11 @@ def test_loss_is_log2_when_policy_equals_reference():
 def test_no_gradient_reaches_the_reference():
     task = DPOTask(tiny_gpt(), beta=0.1, prompt_len=P, max_steps=10, warmup_steps=1)
     task.train()
-    assert not task.reference.training  # train() keeps the reference in eval mode
     with torch.no_grad():  # move the policy away from the reference, so that grads are nonzero
         for p in task.model.parameters():
             p.add_(0.05 * torch.randn_like(p))
     loss = task.training_step(pair_batch(), 0)
+    assert task.model.training and not task.reference.training  # the reference: eval mode
     loss.backward()
     assert all(p.grad is None for p in task.reference.parameters())
     assert all(not p.requires_grad for p in task.reference.parameters())

@@ -146,8 +146,9 @@ class DPOTask(AdamWCosineTask):
     (B, T) of token ids whose first ``prompt_len`` tokens are the shared prompt.
 
     The reference is a frozen copy of ``model`` as it is when the task is made (or the
-    ``reference`` given): no gradient, no optimiser, always in eval mode, and its
-    log-probs are computed under ``torch.no_grad``. Logs ``train_loss``,
+    ``reference`` given): no gradient, no optimiser; its log-probs are computed in eval
+    mode under ``torch.no_grad``. (It is put in eval mode when it is used, not before
+    training, so that Lightning's check for modules left in eval mode stays quiet.) Logs ``train_loss``,
     ``train_reward_acc`` (the fraction of pairs whose chosen reply has the larger implicit
     reward) and ``train_margin`` (the mean reward difference), and the same for
     validation. Optimiser and schedule: :class:`~.base.AdamWCosineTask`.
@@ -169,12 +170,7 @@ class DPOTask(AdamWCosineTask):
             raise ValueError("reference must be a separate copy of the model, not the model")
         super().__init__(model, beta=beta, prompt_len=prompt_len, **hparams)
         reference = copy.deepcopy(model) if reference is None else reference
-        self.reference = reference.requires_grad_(False).eval()
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.reference.eval()  # the reference never trains, not even its dropout
-        return self
+        self.reference = reference.requires_grad_(False)
 
     # <show dpo_task>
     def pair_logps(self, batch):
@@ -183,6 +179,7 @@ class DPOTask(AdamWCosineTask):
         both = torch.cat([chosen, rejected])  # (2B, T): one forward pass for both
         policy = sequence_logprob(self.model, both, self.hparams.prompt_len)
         with torch.no_grad():  # the reference is a fixed anchor: no gradient into it
+            self.reference.eval()  # and no dropout either
             reference = sequence_logprob(self.reference, both, self.hparams.prompt_len)
         return (*policy.chunk(2), *reference.chunk(2))
 
