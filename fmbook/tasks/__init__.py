@@ -3,6 +3,7 @@
 from .base import AdamWCosineTask
 from .causal_lm import CausalLM
 from .classification import SequenceClassification, predict
+from .dpo import DPOTask
 from .masked_lm import MaskedLM
 from .schedules import warmup_cosine
 from .seq2seq import Seq2Seq
@@ -13,6 +14,7 @@ from .trainer import History, evaluate, make_trainer
 __all__ = [
     "AdamWCosineTask",
     "CausalLM",
+    "DPOTask",
     "History",
     "MaskedLM",
     "Seq2Seq",
