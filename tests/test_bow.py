@@ -70,3 +70,15 @@ def test_bad_input_is_refused_with_a_clear_error():
         BagOfNgramsClassifier().predict(TEXTS)
     with pytest.raises(ValueError, match="shape of targets"):
         BagOfNgramsClassifier().fit(TEXTS, [0, 1, 0]).accuracy(TEXTS, [0, 1])
+
+
+def test_predict_proba_rows_sum_to_one_and_agree_with_predict():
+    texts = ["the cat sat", "a cat sat", "the dog ran", "a dog ran"]
+    clf = BagOfNgramsClassifier(analyzer="word").fit(texts, [0, 0, 1, 1])
+    proba = clf.predict_proba(["cat sat", "dog ran", "zebra"])
+    assert proba.shape == (3, 2) and not proba.requires_grad
+    torch.testing.assert_close(proba.sum(1), torch.ones(3))
+    assert proba.argmax(1).tolist() == clf.predict(["cat sat", "dog ran", "zebra"]).tolist()
+    assert proba[0, 0] > 0.5 > proba[1, 0]
+    with pytest.raises(ValueError, match="not fitted"):
+        BagOfNgramsClassifier().predict_proba(["x"])

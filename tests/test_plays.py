@@ -9,6 +9,7 @@ from fmbook.data.plays import (
     PLAYS,
     PlaysCorpus,
     PlaysDataModule,
+    dialogue_turns,
     encoder_tokenizer,
     pack_lines,
     play_spans,
@@ -95,3 +96,20 @@ def test_speaker_labels_and_bad_arguments(corpus, text):
         PlaysDataModule(corpus, tok, label="act")
     with pytest.raises(ValueError, match="special characters"):
         encoder_tokenizer("a\x00b")
+
+
+def test_dialogue_turns_end_prompts_at_a_heading_and_keep_parts_apart(corpus, text):
+    train = dialogue_turns(corpus, "train", 48, 64)
+    test = dialogue_turns(corpus, "test", 48, 64)
+    assert len(train) > 1000 and len(test) > 100
+    for turn in train[:50] + test[:50]:
+        assert len(turn.prompt) == 48 and len(turn.reply) == 64
+        assert turn.prompt.endswith(f"\n{turn.speaker}:\n")
+        assert turn.prompt + turn.reply in text
+    held_out = corpus.held_out_text
+    assert all(t.prompt + t.reply in held_out for t in test[:50])
+    assert not any(t.prompt + t.reply in held_out for t in train[:50])
+    with pytest.raises(ValueError, match="part must be"):
+        dialogue_turns(corpus, "val", 48, 64)
+    with pytest.raises(ValueError, match="ints >= 1"):
+        dialogue_turns(corpus, "train", 0, 64)

@@ -16,6 +16,9 @@ The task, and the corpus to pretrain on, are split so that nothing held out is e
 >>> corpus.pretraining_text[:14]
 'First Citizen:'
 >>> data = PlaysDataModule(corpus, tokenizer, per_class=100)
+
+:func:`dialogue_turns` cuts the same parts into fixed-length (prompt, reply) turns: the
+text before a speech, ending with the speaker's heading, and the start of the speech.
 """
 
 from __future__ import annotations
@@ -165,6 +168,45 @@ class PlaysCorpus:
             for p in part:
                 out[p.play][i] += 1
         return {t: tuple(v) for t, v in out.items()}
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One turn of dialogue: the ``prompt`` (the text just before a speech, ending with the
+    speaker's heading ``NAME:\n``) and the ``reply`` (the first characters of the speech)."""
+
+    prompt: str
+    reply: str
+    play: str
+    speaker: str
+
+
+def dialogue_turns(
+    corpus: PlaysCorpus, part: str, prompt_chars: int, reply_chars: int
+) -> list[Turn]:
+    """Every speech of the ``part`` (``"train"``: before the cuts, ``"test"``: the held-out
+    ends) at least ``reply_chars`` long, as a :class:`Turn` of fixed lengths: the
+    ``prompt_chars`` characters before the speech (they hold the end of the previous speech
+    and the heading) and the speech's first ``reply_chars`` characters. A prompt never
+    reaches back across the start of its play or part."""
+    if part not in ("train", "test"):
+        raise ValueError(f"part must be 'train' or 'test', got {part!r}")
+    if (
+        not (isinstance(prompt_chars, int) and isinstance(reply_chars, int))
+        or min(prompt_chars, reply_chars) < 1
+    ):
+        raise ValueError(
+            f"prompt_chars and reply_chars must be ints >= 1, got {prompt_chars!r}, {reply_chars!r}"
+        )
+    text, turns = corpus.text, []
+    for title, (start, end) in corpus.spans.items():
+        cut = corpus.cuts[title]
+        lo, hi = (start, cut) if part == "train" else (cut, end)
+        for speaker, body, at in speeches(text, lo, hi):
+            if len(body) >= reply_chars and at - prompt_chars >= lo:
+                reply = text[at : at + reply_chars]
+                turns.append(Turn(text[at - prompt_chars : at], reply, title, speaker))
+    return turns
 
 
 def encoder_tokenizer(text: str) -> CharTokenizer:

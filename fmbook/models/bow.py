@@ -10,7 +10,7 @@ hard to beat when the labels depend on surface cues (names, topical words).
 * :class:`~fmbook.models.logistic.LogisticRegression` is multinomial logistic regression
   with an L2 penalty, fitted full-batch with L-BFGS in torch.
 * :class:`BagOfNgramsClassifier` chains the two: ``fit(texts, labels)``, ``predict(texts)``,
-  ``accuracy(texts, labels)``.
+  ``predict_proba(texts)``, ``accuracy(texts, labels)``.
 
 >>> clf = BagOfNgramsClassifier(analyzer="word").fit(train_texts, train_labels)
 >>> clf.accuracy(test_texts, test_labels)
@@ -175,6 +175,12 @@ class BagOfNgramsClassifier:
     def predict(self, texts: Sequence[str]) -> torch.Tensor:
         self._check_fitted()
         return self.model.predict(self.features.transform(texts))
+
+    def predict_proba(self, texts: Sequence[str]) -> torch.Tensor:
+        """(N, n_classes) class probabilities of ``texts`` (each row sums to 1)."""
+        self._check_fitted()
+        with torch.no_grad():
+            return self.model.predict_proba(self.features.transform(texts))
 
     def accuracy(self, texts: Sequence[str], labels) -> float:
         """The fraction of ``texts`` whose predicted class equals the label."""

@@ -4,6 +4,7 @@ from .base import AdamWCosineTask
 from .causal_lm import CausalLM
 from .classification import SequenceClassification, predict
 from .distill import DistilledLM, distillation_loss
+from .dpo import DPOTask
 from .masked_lm import MaskedLM
 from .schedules import warmup_cosine
 from .seq2seq import Seq2Seq
@@ -15,6 +16,7 @@ __all__ = [
     "AdamWCosineTask",
     "CausalLM",
     "DistilledLM",
+    "DPOTask",
     "History",
     "MaskedLM",
     "Seq2Seq",
