@@ -29,6 +29,7 @@ from torch import nn
 
 from . import _checks
 from .book import native_stderr_silenced
+from .efficiency import timings
 from .models import counting
 from .models.gpt import GPT, GPTConfig
 from .nn import swiglu_hidden
@@ -265,11 +266,7 @@ def measure_step(step: Callable[[], object], repeats: int = 3) -> dict[str, floa
     _checks.positive_int("repeats", repeats)
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
+    times = timings(step, repeats)
     seconds = sorted(times)[len(times) // 2]
     flops = counter.get_total_flops()
     with native_stderr_silenced():  # the profiler's start/stop lines, from C++

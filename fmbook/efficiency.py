@@ -62,6 +62,16 @@ def serialized_bytes(model: nn.Module) -> int:
     return buffer.getbuffer().nbytes
 
 
+def timings(fn: Callable[[], object], repeats: int) -> list[float]:
+    """Wall-clock seconds of ``repeats`` calls of ``fn()``, one per call."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def latency(fn: Callable[[], object], repeats: int = 10, warmup: int = 2) -> Interval:
     """Seconds per call of ``fn()``: ``warmup`` calls, then the mean of ``repeats`` timed
     calls with a 95% t-interval (:func:`fmbook.stats.mean_interval`)."""
@@ -72,9 +82,4 @@ def latency(fn: Callable[[], object], repeats: int = 10, warmup: int = 2) -> Int
         raise ValueError(f"warmup must be an int >= 0, got {warmup!r}")
     for _ in range(warmup):
         fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return mean_interval(times)
+    return mean_interval(timings(fn, repeats))

@@ -13,7 +13,7 @@ from fmbook.efficiency import latency, quantize_int8, serialized_bytes
 from fmbook.models import GPT, GPTConfig
 from fmbook.models.counting import gpt_params
 from fmbook.nn import KVCache
-from fmbook.tasks import DistilledLM, distillation_loss
+from fmbook.tasks import CausalLM, DistilledLM, distillation_loss
 
 # The calculator must match FlopCounterMode to 0.1%: for the test model the attention
 # term is ~19% of the total and the vocabulary head ~8%, so dropping either, or counting
@@ -225,3 +225,7 @@ def test_distilled_lm_trains_towards_the_teacher():
     assert not any(n.startswith("_teacher") for n in task.state_dict())
     assert all(not p.requires_grad for p in teacher.parameters())
     assert math.isfinite(losses[-1])
+    # validation is CausalLM's: the student's plain cross-entropy, comparable across tasks
+    assert isinstance(task, CausalLM)
+    y = torch.roll(x, -1, dims=1)
+    assert task.validation_step((x, y), 0).item() == pytest.approx(student(x, y)[1].item())

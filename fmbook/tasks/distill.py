@@ -8,7 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .._checks import describe
-from .base import AdamWCosineTask
+from .causal_lm import CausalLM
 
 
 # <show distillation_loss>
@@ -36,12 +36,12 @@ def distillation_loss(
 # </show distillation_loss>
 
 
-class DistilledLM(AdamWCosineTask):
+class DistilledLM(CausalLM):
     """Train ``model`` (the student) on next-token prediction against ``teacher``'s soft
     targets (:func:`distillation_loss`); the teacher is frozen and not saved with the
-    task. Validation logs the student's plain cross-entropy, ``val_loss``, so that a
-    distilled student and one trained from the data alone (:class:`~fmbook.tasks.CausalLM`)
-    are compared on the same number."""
+    task. Validation is :class:`~fmbook.tasks.CausalLM`'s: the student's plain cross-entropy,
+    ``val_loss``, so that a distilled student and one trained from the data alone are
+    compared on the same number."""
 
     def __init__(
         self,
@@ -65,9 +65,6 @@ class DistilledLM(AdamWCosineTask):
     def on_fit_start(self):
         self.teacher.to(self.device)
 
-    def forward(self, idx, targets=None):
-        return self.model(idx, targets)
-
     def training_step(self, batch, batch_idx):
         x, y = batch  # (B, T), (B, T)
         logits, _ = self.model(x)  # (B, T, V)
@@ -76,12 +73,6 @@ class DistilledLM(AdamWCosineTask):
         hp = self.hparams
         loss = distillation_loss(logits, teacher_logits, y, hp.temperature, hp.alpha)
         self.log("train_loss", loss, prog_bar=True)
-        return loss
-
-    def validation_step(self, batch, batch_idx):
-        x, y = batch
-        _, loss = self.model(x, y)
-        self.log("val_loss", loss, prog_bar=True, batch_size=x.size(0), sync_dist=True)
         return loss
 
 
