@@ -221,3 +221,38 @@ def _length_penalty(length_alpha0=..., length_alpha1=...):
         number(length_alpha0, best[0], rtol=0, what="The length at alpha = 0"),
         number(length_alpha1, best[1], rtol=0, what="The length at alpha = 1"),
     )
+
+
+# ------------------------------------------------------------------ Part 7: trends
+
+
+@register("ex-mm-init-loss")
+def _infonce_init(loss_b10=...):
+    return number(loss_b10, math.log(10), rtol=1e-3, what="The initial loss for B = 10")
+
+
+@register("ex-mm-temperature")
+def _infonce_floor(min_loss=...):
+    b = 10  # the best arrangement: a regular simplex, every other cosine -1/(B - 1)
+    best = math.log(1 + (b - 1) * math.exp(-(1 + 1 / (b - 1))))
+    return number(min_loss, best, rtol=2e-3, what="The smallest loss at tau = 1")
+
+
+@register("ex-compute-chinchilla")
+def _chinchilla_split(n_params=..., n_tokens=...):
+    c = 3.14e23
+    n = math.sqrt(c / (6 * 20))  # C = 6 N D with D = 20 N
+    return all_of(
+        number(n_params, n, rtol=0.01, what="The compute-optimal parameters"),
+        number(n_tokens, 20 * n, rtol=0.01, what="The compute-optimal tokens"),
+    )
+
+
+@register("ex-compute-gqa")
+def _gqa_cache(gqa_bytes=..., mha_bytes=...):
+    layers, kv_heads, heads, d_head, context, fp16 = 80, 8, 64, 128, 4096, 2
+    per_head = 2 * layers * d_head * context * fp16  # a key and a value in every layer
+    return all_of(
+        number(gqa_bytes, kv_heads * per_head, rtol=1e-3, what="The cache with 8 KV heads"),
+        number(mha_bytes, heads * per_head, rtol=1e-3, what="The cache with 64 KV heads"),
+    )

@@ -43,6 +43,10 @@ RIGHT = {
         "p_a": 3 * 0.45 * 0.55**2 + 2 * 0.45**2 * 0.55 + 0.45**3,
     },
     "ex-translation-length-penalty": {"length_alpha0": 1, "length_alpha1": 20},
+    "ex-mm-init-loss": {"loss_b10": 2.303},
+    "ex-mm-temperature": {"min_loss": math.log(1 + 9 * math.exp(-(1 + 1 / 9)))},
+    "ex-compute-chinchilla": {"n_params": 5.115e10, "n_tokens": 1.023e12},
+    "ex-compute-gqa": {"gqa_bytes": 1_342_177_280, "mha_bytes": 10_737_418_240},
 }
 
 
@@ -102,6 +106,10 @@ def test_typical_mistakes_get_their_hint():
     assert not log2 and "too large" in log2.message  # bits instead of nats
     fp32_only = check.exercise("ex-scale-bytes", bytes_per_param=12, gib=78.2, min_gpus=1)
     assert not fp32_only and "too small" in fp32_only.message  # forgot the master weights
+    antipodes = check.exercise("ex-mm-temperature", min_loss=math.log(1 + 9 * math.exp(-2)))
+    assert not antipodes and "too small" in antipodes.message  # cosine -1 for all nine
+    mha_for_gqa = check.exercise("ex-compute-gqa", gqa_bytes=10_737_418_240, mha_bytes=1)
+    assert not mha_for_gqa and "cache with 8 KV heads" in mha_for_gqa.message
 
 
 def test_function_checks_accept_the_formula_and_reject_the_usual_slips():
