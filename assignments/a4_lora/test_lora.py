@@ -85,7 +85,8 @@ def test_lora_linear_computes_the_formula(r, alpha):
     torch.testing.assert_close(got, expected)  # y = x W^T + b + (alpha / r) x A^T B^T
 
 
-def test_lora_linear_matches_the_book_on_the_same_factors():
+def yours_and_the_books():
+    """Your LoRA layer (B randomised) and the book's on the same base, A and B."""
     base = linear()
     layer = run_lora_linear(base, r=4, alpha=16.0)
     randomise_b(layer)
@@ -94,6 +95,12 @@ def test_lora_linear_matches_the_book_on_the_same_factors():
     with torch.no_grad():
         book.lora_A.copy_(A)
         book.lora_B.copy_(B)
+    return layer, book
+
+
+def test_lora_linear_matches_the_book_on_the_same_factors():
+    layer, book = yours_and_the_books()
+    with torch.no_grad():
         x = torch.randn(7, 12, generator=gen())
         torch.testing.assert_close(layer(x), book(x))
 
@@ -119,14 +126,7 @@ def test_merge_gives_a_linear_layer_with_the_same_outputs(bias):
 
 
 def test_merge_matches_the_book():
-    base = linear()
-    layer = run_lora_linear(base, r=4, alpha=16.0)
-    randomise_b(layer)
-    A, B = get_lora_factors(layer)
-    book = book_lora.LoRALinear(copy.deepcopy(base), r=4, alpha=16.0)
-    with torch.no_grad():
-        book.lora_A.copy_(A)
-        book.lora_B.copy_(B)
+    layer, book = yours_and_the_books()
     torch.testing.assert_close(run_merge(layer).weight, book.merged().weight)
     torch.testing.assert_close(run_merge(layer).bias, book.merged().bias)
 

@@ -17,19 +17,7 @@
 
 from .attention import AttentionMaps, attention_inputs, record_attention
 from .hooks import forward_hooks
-from .trace import Record, Trace, record
-
-__all__ = [
-    "AttentionMaps",
-    "Record",
-    "Trace",
-    "attention_inputs",
-    "forward_hooks",
-    "record",
-    "record_attention",
-]
-
-from .induction import (  # noqa: E402
+from .induction import (
     InductionMonitor,
     ablate_heads,
     induction_targets,
@@ -38,19 +26,8 @@ from .induction import (  # noqa: E402
     prefix_matching_score,
     previous_token_score,
 )
-
-__all__ += [
-    "InductionMonitor",
-    "ablate_heads",
-    "induction_targets",
-    "masked_loss",
-    "prefix_matching_chance",
-    "prefix_matching_score",
-    "previous_token_score",
-]
-
-from .lens import lens_table, logit_lens, residual_stream  # noqa: E402
-from .patching import (  # noqa: E402
+from .lens import lens_table, logit_lens, residual_stream
+from .patching import (
     head_outputs,
     head_patching_table,
     module_outputs,
@@ -58,26 +35,34 @@ from .patching import (  # noqa: E402
     patch_heads,
     patch_outputs,
 )
-from .sae import (  # noqa: E402
-    SparseAutoencoder,
-    edit_feature,
-    sae_loss,
-    sae_stats,
-    splice_sae,
-    train_sae,
-)
+from .sae import SparseAutoencoder, edit_feature, sae_loss, sae_stats, splice_sae, train_sae
+from .trace import Record, Trace, record
 
-__all__ += [
+__all__ = [
+    "AttentionMaps",
+    "InductionMonitor",
+    "Record",
     "SparseAutoencoder",
+    "Trace",
+    "ablate_heads",
+    "attention_inputs",
     "edit_feature",
+    "forward_hooks",
     "head_outputs",
     "head_patching_table",
+    "induction_targets",
     "lens_table",
     "logit_lens",
+    "masked_loss",
     "module_outputs",
     "normalised_effect",
     "patch_heads",
     "patch_outputs",
+    "prefix_matching_chance",
+    "prefix_matching_score",
+    "previous_token_score",
+    "record",
+    "record_attention",
     "residual_stream",
     "sae_loss",
     "sae_stats",
